@@ -1,0 +1,1 @@
+"""backtests package (under construction)."""

@@ -1,0 +1,1 @@
+"""forecaster package (under construction)."""

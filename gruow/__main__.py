@@ -1,0 +1,3 @@
+from gruow.cli import main
+
+main()
