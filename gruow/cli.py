@@ -38,7 +38,7 @@ def _register() -> None:
     # each area owns one module that adds its commands to `app`
     import importlib
 
-    for mod in ("_cli_data", "_cli_download", "_cli_forecast", "_cli_backtest", "_cli_demo"):
+    for mod in ("_cli_data", "_cli_download", "_cli_forecast", "_cli_backtest", "_cli_paper", "_cli_demo"):
         try:
             importlib.import_module(f"gruow.{mod}").register(app)
         except ModuleNotFoundError as exc:  # area not built yet

@@ -1,0 +1,116 @@
+"""`gruow data import` / `gruow data info`: acceptance figures on the real files and bad inputs."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import shared_file
+from gruow.cli import main
+
+HYPERLIQUID = "eth_usdc_1m_hyperliquid_2025-07-21.csv"
+SEED = "gru_ow_eth_usdt_5m_seed_format.csv"
+
+
+def gruow(args, capsys, monkeypatch):
+    """Run the console entry point in-process; return (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["gruow", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def files_under(path):
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+
+
+def test_import_and_info_hyperliquid(home, capsys, monkeypatch):
+    code, out, _ = gruow(["data", "import", shared_file(HYPERLIQUID), "--symbol", "ETH/USDC", "--exchange",
+                          "hyperliquid", "--json"], capsys, monkeypatch)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["report"]["rows_out"] == 6922 and doc["stored"]["added"] == 6922
+    code, out, _ = gruow(["data", "info", "--json"], capsys, monkeypatch)
+    assert code == 0
+    (s,) = json.loads(out)
+    assert (s["exchange"], s["symbol"], s["timeframe"], s["rows"], s["missing"]) == ("hyperliquid", "ETH/USDC", "1m", 6922, 0)
+    assert s["first"] == "2025-07-21T09:22:00+00:00" and s["last"] == "2025-07-26T04:43:00+00:00"
+    assert (home / "data" / "hyperliquid" / "ETH-USDC" / "1m" / "2025-07.parquet").exists()
+
+
+def test_seed_format_imports_as_5m_and_twice_changes_nothing(home, capsys, monkeypatch):
+    args = ["data", "import", shared_file(SEED), "--symbol", "ETH/USDT"]
+    code, out, _ = gruow(args, capsys, monkeypatch)
+    assert code == 0
+    assert "38,083 / 38,083" in out and "24 missing in 1 gap(s)" in out and "2h 05m between candles" in out
+    code, info1, _ = gruow(["data", "info", "--json", "--symbol", "eth-usdt"], capsys, monkeypatch)
+    (s,) = json.loads(info1)
+    assert (s["timeframe"], s["rows"], s["missing"], s["longest_gap"]) == ("5m", 38083, 24, "P0DT2H5M0S")
+    assert s["longest_gap_start"] == "2021-09-29T07:00:00+00:00"
+    stamps = {p: p.stat().st_mtime_ns for p in files_under(home / "data")}
+    code, out, _ = gruow([*args, "--json"], capsys, monkeypatch)
+    assert code == 0 and json.loads(out)["stored"]["added"] == 0 and json.loads(out)["stored"]["files"] == []
+    code, info2, _ = gruow(["data", "info", "--json", "--symbol", "eth-usdt"], capsys, monkeypatch)
+    assert info2 == info1
+    assert {p: p.stat().st_mtime_ns for p in files_under(home / "data")} == stamps
+
+
+def test_info_table_and_empty_store(home, capsys, monkeypatch):
+    code, out, _ = gruow(["data", "info"], capsys, monkeypatch)
+    assert code == 0 and "no stored candles" in out
+    assert not (home / "data").exists()
+
+
+def test_fill_gaps_recorded_and_shown(home, tmp_path, capsys, monkeypatch):
+    p = tmp_path / "g.csv"
+    p.write_text("timestamp,open,high,low,close,volume\n2025-01-01T00:00Z,1,2,0.5,1.5,1\n"
+                 "2025-01-01T00:01Z,1,2,0.5,1.5,1\n2025-01-01T00:04Z,2,3,1.5,2.5,1\n")
+    code, out, _ = gruow(["data", "import", p, "--symbol", "ETH/USDC", "--fill-gaps"], capsys, monkeypatch)
+    assert code == 0 and "2 (flat, volume 0)" in out
+    code, out, _ = gruow(["data", "info", "--json"], capsys, monkeypatch)
+    (s,) = json.loads(out)
+    assert s["rows"] == 5 and s["missing"] == 0
+    assert s["repairs"][0]["rule"].startswith("missing candle: filled") and s["repairs"][0]["count"] == 2
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("missing.csv", None, "missing.csv: file not found"),
+    ("noprice.csv", "timestamp,foo,bar\n2025-01-01T00:00Z,1,2\n", "no price columns open/high/low/close found"),
+    ("nonnum.csv", "timestamp,open,high,low,close,volume\n2025-01-01T00:00Z,1,2,0.5,1.5,1\n2025-01-01T00:01Z,1,2,0.5,n/a?,1\n",
+     "nonnum.csv line 3: close 'n/a?' is not a number"),
+    ("seconds.json", json.dumps([[1735689600, 1, 2, 0.5, 1.5, 1], [1735689660, 1, 2, 0.5, 1.5, 1]]),
+     "seconds.json item 1: timestamp 1735689600 looks like seconds since 1970 but this field holds milliseconds"),
+])
+def test_bad_imports_one_line_exit_2_nothing_written(home, tmp_path, capsys, monkeypatch, name, text, message):
+    p = tmp_path / name
+    if text is not None:
+        p.write_text(text)
+    code, out, err = gruow(["data", "import", p, "--symbol", "ETH/USDC"], capsys, monkeypatch)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in err
+    assert files_under(home) == []
+
+
+def test_info_end_before_start(home, capsys, monkeypatch):
+    code, _, err = gruow(["data", "info", "--start", "2025-02-01", "--end", "2025-01-01"], capsys, monkeypatch)
+    assert code == 2 and err.strip().startswith("error: --end 2025-01-01T00:00:00+00:00 must be after --start")
+
+
+def test_console_script_bad_symbol_and_missing_file(tmp_path):
+    """The real `gruow` process: one error line, exit 2, no traceback."""
+    env_home = tmp_path / "h"
+    for args, message in (
+        (["data", "import", str(tmp_path / "none.csv"), "--symbol", "ETH/USDC"], "none.csv: file not found"),
+        (["data", "import", str(shared_file(HYPERLIQUID)), "--symbol", "ETH"], "--symbol 'ETH' must look like BASE/QUOTE"),
+    ):
+        r = subprocess.run([sys.executable, "-m", "gruow", *args, "--home", str(env_home)], capture_output=True, text=True)
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.strip().splitlines() == [r.stderr.strip()] and message in r.stderr
+        assert "Traceback" not in r.stderr
+    assert not env_home.exists()
