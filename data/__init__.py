@@ -20,9 +20,18 @@ from ._time import (
     to_utc,
 )
 from ._import import read_candles
+from ._resample import resample
+from ._store import CandleStore
+from ._validate import ValidationReport, validate
+from .synthetic import synthetic_candles
+from ._download import download, make_exchange, normalize_symbol, parse_since
+from ._replay_server import Faults, ReplayServer
 
 __all__ = [
     "COLUMNS",
+    "CandleStore",
+    "Faults",
+    "ReplayServer",
     "PRICE_COLUMNS",
     "GruowError",
     "atomic_path",
@@ -30,11 +39,19 @@ __all__ = [
     "candles_meta",
     "check_range",
     "check_schema",
+    "download",
     "make_candles",
+    "make_exchange",
+    "normalize_symbol",
+    "parse_since",
     "read_candles",
+    "resample",
     "seconds_to_timeframe",
     "segments",
+    "synthetic_candles",
     "timeframe_seconds",
     "timeframe_to_timedelta",
     "to_utc",
+    "validate",
+    "ValidationReport",
 ]
