@@ -1,0 +1,204 @@
+"""quantstats tear sheets for backtest (and paper) runs of 24/7 minute data.
+
+quantstats assumes daily returns on a 252-day year and tz-naive dates. So the tear sheet is built
+from DAILY returns compounded from the per-bar equity (``E_lastbar(day) / E_lastbar(day before)
+- 1``, UTC days; the first day starts from the starting cash), on a tz-naive date index, with
+``periods_per_year=365`` (crypto trades every day). Buy-and-hold over the same bars, after the
+same fees, is the benchmark. Two pitfalls are handled: quantstats' R^2 regression raises on a
+strategy whose daily returns are all equal (e.g. it never traded), and its histogram's KDE raises
+when all monthly returns of strategy and benchmark coincide — then the tear sheet is built without
+the benchmark and says so. Its HTML template calls an undefined ``save()`` on load (a JavaScript
+error) and links a favicon on the internet; both are removed, so the page is clean and offline.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data import GruowError, atomic_path
+
+log = logging.getLogger(__name__)
+
+TEARSHEET = "tearsheet.html"
+
+
+def daily_returns(equity: pd.Series, cash0: float) -> pd.Series:
+    """Compound per-bar equity into UTC-daily returns on a tz-naive midnight index.
+
+    ``equity`` is indexed by tz-aware UTC bar open times and holds equity at each bar's close.
+    Day d's return = last equity of d / last equity of the previous day (or ``cash0``) - 1.
+    """
+    idx = equity.index
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    last = pd.Series(equity.to_numpy(np.float64), index=idx).groupby(idx.normalize()).last()
+    prev = np.concatenate([[cash0], last.to_numpy()[:-1]])
+    out = pd.Series(last.to_numpy() / prev - 1.0, index=pd.DatetimeIndex(last.index, name="date"))
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_plotting():
+    """Agg backend, no font-fallback chatter, no pandas/numpy warnings from quantstats."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    font_log = logging.getLogger("matplotlib.font_manager")
+    old = font_log.level
+    font_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        font_log.setLevel(old)
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+
+
+def write_tearsheet(
+    path: str | Path,
+    equity: pd.Series,
+    benchmark_equity: pd.Series | None,
+    cash0: float,
+    *,
+    title: str,
+    parameters: dict | None = None,
+) -> Path:
+    """Write a quantstats HTML tear sheet of ``equity`` (benchmark: ``benchmark_equity``) to ``path``.
+
+    Both series: equity at the close of each bar, tz-aware UTC bar-open index. Atomic write.
+    Works from a single day of data upwards.
+    """
+    if len(equity) == 0:
+        raise GruowError("cannot build a tear sheet: the run has no bars")
+    rets = daily_returns(equity, cash0).rename("Strategy")
+    params = dict(parameters or {})
+    bench = None
+    if benchmark_equity is not None:
+        bench = daily_returns(benchmark_equity, cash0).rename("Buy & hold")
+        problem = _benchmark_problem(rets, bench)
+        if problem:
+            log.info("tear sheet built without benchmark: %s", problem)
+            params["Benchmark"] = f"omitted ({problem})"
+            bench = None
+    try:
+        _write_html(path, rets, bench, title, params)
+    except Exception as exc:  # quantstats is fragile on short or degenerate series
+        if bench is None:
+            raise
+        log.warning("quantstats failed with the benchmark (%s: %s); tear sheet built without it",
+                    type(exc).__name__, exc)
+        params["Benchmark"] = "omitted (quantstats could not compare)"
+        _write_html(path, rets, None, title, params)
+    return Path(path)
+
+
+def _benchmark_problem(rets: pd.Series, bench: pd.Series) -> str | None:
+    """Why quantstats would crash comparing ``rets`` with ``bench``, or None.
+
+    - its R^2 (scipy ``linregress``) raises when all strategy daily returns are equal;
+    - its monthly-returns histogram fits one KDE over both series' monthly returns, which raises
+      when they are all the same value (e.g. one month of data where the strategy equals buy-and-hold).
+    """
+    r = rets.to_numpy()
+    if len(r) > 1 and np.ptp(r) <= 1e-12:
+        return "strategy daily returns are constant"
+    monthly = pd.concat([(1.0 + x).groupby(x.index.to_period("M")).prod() - 1.0 for x in (rets, bench)])
+    if np.ptp(monthly.to_numpy()) <= 1e-9:
+        return "strategy and benchmark monthly returns coincide"
+    return None
+
+
+def _write_html(path, rets: pd.Series, bench: pd.Series | None, title: str, params: dict) -> None:
+    import quantstats as qs
+
+    with _quiet_plotting(), atomic_path(path) as tmp:
+        qs.reports.html(
+            rets,
+            benchmark=bench,
+            output=str(tmp),
+            title=title,
+            periods_per_year=365,
+            compounded=True,
+            rf=0.0,
+            strategy_title="Strategy",
+            benchmark_title="Buy & hold" if bench is not None else None,
+            parameters=params,
+            # quantstats' date matching drops the leading days on which EITHER series is flat
+            # (a strategy that waits a day would cut buy-and-hold's first day); ours share one index
+            match_dates=False,
+        )
+        tmp.write_text(_clean_html(tmp.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def _clean_html(html: str) -> str:
+    """Fix quantstats' template: it calls an undefined ``save()`` on load (a JavaScript
+    ReferenceError in every browser) and links a favicon on the internet."""
+    html = html.replace('<body onload="save()">', "<body>")
+    return re.sub(r'<link rel="shortcut icon"[^>]*>', "", html)
+
+
+def load_equity(run_dir: str | Path) -> pd.DataFrame:
+    """Read ``equity.csv`` of a run folder (index: tz-aware UTC ``timestamp``)."""
+    path = Path(run_dir) / "equity.csv"
+    if not path.exists():
+        raise GruowError(f"{path}: not found; RUN_DIR must be a folder written by `gruow backtest`")
+    df = pd.read_csv(path)
+    if "timestamp" not in df.columns or "equity" not in df.columns:
+        raise GruowError(f"{path}: needs columns timestamp and equity")
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    return df.set_index("timestamp")
+
+
+def build_tearsheet(run_dir: str | Path) -> Path:
+    """(Re)build ``RUN_DIR/tearsheet.html`` from its ``equity.csv`` and ``config.json``; returns its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GruowError(f"{run_dir}: not a folder; RUN_DIR must be a folder written by `gruow backtest`")
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise GruowError(f"{cfg_path}: not found; RUN_DIR must be a folder written by `gruow backtest`")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise GruowError(f"{cfg_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    eq = load_equity(run_dir)
+    bench = eq["benchmark_equity"] if "benchmark_equity" in eq.columns else None
+    return write_tearsheet(
+        run_dir / TEARSHEET,
+        eq["equity"],
+        bench,
+        float(cfg["cash"]),
+        title=tearsheet_title(cfg),
+        parameters=tearsheet_parameters(cfg),
+    )
+
+
+def tearsheet_title(cfg: dict) -> str:
+    data = cfg.get("data", {})
+    title = f"GRU-ow {cfg.get('strategy', '?')} on {data.get('symbol', '?')} {data.get('timeframe', '')}"
+    if cfg.get("synthetic") or data.get("synthetic"):
+        title = "SYNTHETIC DATA — " + title
+    return title
+
+
+def tearsheet_parameters(cfg: dict) -> dict:
+    data = cfg.get("data", {})
+    out = {
+        "Data": f"{data.get('exchange', '?')} {data.get('symbol', '?')} {data.get('timeframe', '')}"
+        + (" (synthetic)" if cfg.get("synthetic") or data.get("synthetic") else ""),
+        "Range": f"{cfg.get('start', '?')} to {cfg.get('end', '?')}",
+        "Fee": f"{100 * float(cfg.get('fee', 0)):g}%",
+        "Slippage": f"{cfg.get('slippage_bps', 0)} bps",
+        "Returns": "per-bar equity compounded to UTC days",
+    }
+    return out
