@@ -22,6 +22,8 @@ import pandas as pd
 import typer
 from rich.console import Console
 
+from data import GruowError
+
 # stdout for tables/JSON, stderr for progress bars, logs and errors
 out_console = Console()
 err_console = Console(stderr=True)
@@ -69,11 +71,31 @@ class Home:
 
 
 def resolve_home(home: Path | None) -> Home:
-    """The home folder from ``--home``, else ``$GRUOW_HOME``, else ``./user_data``."""
+    """The home folder from ``--home``, else ``$GRUOW_HOME``, else ``./user_data``.
+
+    Raises GruowError when that path exists and is not a folder.
+    """
+    source = "--home"
     if home is None:
         env = os.environ.get("GRUOW_HOME")
-        home = Path(env) if env else DEFAULT_HOME
-    return Home(Path(home).expanduser())
+        home, source = (Path(env), "GRUOW_HOME") if env else (DEFAULT_HOME, "the default home")
+    home = Path(home).expanduser()
+    if home.exists() and not home.is_dir():
+        raise GruowError(f"{source} {home} is a file; it must be a folder (it is created if missing)")
+    for parent in home.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GruowError(f"{source} {home} lies under the file {parent}; it must be a folder path")
+            break
+    return Home(home)
+
+
+def say(text: str) -> None:
+    """Print one line on stdout as is: no rich markup, no highlighting, never wrapped.
+
+    For lines that hold file paths, which must stay copy-pasteable when stdout is not a terminal.
+    """
+    out_console.print(text, soft_wrap=True, markup=False, highlight=False)
 
 
 def _default(obj: Any):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import typer
@@ -9,7 +10,8 @@ from rich.logging import RichHandler
 
 from data import GruowError
 
-from ._common import err_console
+from . import __version__
+from ._common import emit_json, err_console
 
 app = typer.Typer(
     name="gruow",
@@ -20,18 +22,29 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gruow {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details to stderr."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log only warnings and errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
-        force=True,
-    )
+    if err_console.is_terminal:
+        handler: logging.Handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
+        fmt = "%(message)s"
+    else:
+        # plain lines when piped or captured: rich would wrap long paths at 80 columns
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(asctime)s %(levelname)s %(message)s"
+    logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
 
 
 def _register() -> None:
@@ -49,15 +62,31 @@ def _register() -> None:
 _register()
 
 
+def _sigterm(signum, frame):
+    # SIGTERM takes the same path as Ctrl-C, so every cleanup handler (temp files, run folders,
+    # checkpoints) runs before the process exits
+    raise KeyboardInterrupt
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"[bold red]error:[/] ", end="", highlight=False)
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+    if "--json" in sys.argv[1:]:
+        # a script asked for JSON: give it a document to parse on stdout too
+        emit_json({"error": message, "exit_code": code})
+    sys.exit(code)
+
+
 def main() -> None:
-    """Console-script entry point: user mistakes become one ``error:`` line and exit code 2."""
+    """Console-script entry point: user mistakes become one ``error:`` line and exit code 2;
+    Ctrl-C and SIGTERM exit 130 after cleanup, with a note on stderr."""
+    signal.signal(signal.SIGTERM, _sigterm)
     try:
         app()  # standalone: click prints usage errors itself and exits 2
     except GruowError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print("interrupted", markup=False, highlight=False)
         sys.exit(130)
 
 
