@@ -5,18 +5,28 @@ Layout::
     HOME/data/<exchange>/<BASE-QUOTE>/<timeframe>/<YYYY-MM>.parquet   one file per UTC month
     HOME/data/<exchange>/<BASE-QUOTE>/<timeframe>/series.json         symbol + repairs applied
 
-One file per month means appending a day rewrites one month, never a year. Every file is
-written to a temporary file beside it and renamed into place (``data._io.atomic_path``), so a
-crash never leaves a half file; writers of one series take a lock file. Writes merge: rows
-with a timestamp already stored replace it only if their values differ, so writing the same
-candles twice changes nothing (not even a file's modification time).
+One file per month means appending a day rewrites one month, never a year. Writers of one
+series take a lock file. Writes merge: rows with a timestamp already stored replace it only if
+their values differ, so writing the same candles twice changes nothing (not even a file's
+modification time).
+
+A write is all or nothing: every changed month is first written to a temporary file beside it
+(``.YYYY-MM.parquet.*.tmp``, fsynced), and only when all of them are complete are they renamed
+into place in one short final step, ``series.json`` last. An exception or Ctrl-C/SIGTERM
+before that step removes the temporary files and leaves the series exactly as it was; one
+during the step finishes the renames first. The window that remains is a hard kill (SIGKILL,
+power loss) during the renames themselves, a millisecond for dozens of months, which can leave
+some months new and some old, never a half-written file. Temporary files a hard kill leaves
+behind are removed by the next write of the series, under its lock.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import os
 import re
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -25,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import GruowError
-from ._io import atomic_path, atomic_write_text
+from ._io import atomic_write_text
 from ._schema import COLUMNS, candles_meta, check_schema
 from ._time import check_range, timeframe_seconds, timeframe_to_timedelta
 from ._validate import RULE_DUPLICATE, RULE_FILLED, RULE_UNSORTED, gap_stats
@@ -34,6 +44,8 @@ log = logging.getLogger(__name__)
 
 SIDECAR = "series.json"
 _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})\.parquet$")
+# temporary files of a write (ours, and data._io.atomic_path's for series.json)
+_TMP_RE = re.compile(r"^\.(\d{4}-\d{2}\.parquet|series\.json)\..+\.tmp$")
 # quote currencies tried, longest first, to split a symbol written without separator (ETHUSDC)
 _QUOTES = sorted(["USDC", "USDT", "FDUSD", "BUSD", "TUSD", "DAI", "USD", "EUR", "GBP", "BTC", "ETH", "BNB"],
                  key=len, reverse=True)
@@ -112,8 +124,9 @@ class CandleStore:
         Uses ``candles.attrs`` exchange/symbol/timeframe. Rows at new timestamps are added, rows
         at stored timestamps replace them when their values differ (counted as updated). Repairs
         listed in ``attrs["report"]`` are recorded in the series sidecar when data changed.
-        ``progress(done, total)`` is called after each month. Returns ``{"added", "updated",
-        "unchanged", "files", "exchange", "symbol", "timeframe"}`` (files: paths rewritten).
+        ``progress(done, total)`` is called after each month is prepared. All or nothing: see
+        the module docstring. Returns ``{"added", "updated", "unchanged", "files", "exchange",
+        "symbol", "timeframe"}`` (files: paths rewritten).
         """
         check_schema(candles)
         meta = candles_meta(candles)
@@ -131,23 +144,43 @@ class CandleStore:
         cuts = np.flatnonzero(np.diff(months)) + 1
         starts, stops = np.concatenate([[0], cuts]), np.concatenate([cuts, [len(candles)]])
         with self._lock(folder):
-            for i, (a, b) in enumerate(zip(starts, stops)):
-                month = int(months[a])
-                path = folder / f"{month // 12:04d}-{month % 12 + 1:02d}.parquet"
-                added, updated = self._merge_month(path, candles.iloc[a:b], exchange, symbol, tf)
-                result["added"] += added
-                result["updated"] += updated
-                result["unchanged"] += int(b - a) - added - updated
-                if added or updated:
-                    result["files"].append(str(path))
-                if progress is not None:
-                    progress(i + 1, len(starts))
-            self._update_sidecar(folder, exchange, symbol, tf, candles.attrs.get("report"), changed=bool(result["files"]))
+            _remove_stale_temps(folder)
+            staged: list[tuple[Path, Path]] = []  # (complete temporary file, its final path)
+            try:
+                for i, (a, b) in enumerate(zip(starts, stops)):
+                    month = int(months[a])
+                    path = folder / f"{month // 12:04d}-{month % 12 + 1:02d}.parquet"
+                    added, updated, tmp = self._stage_month(path, candles.iloc[a:b], exchange, symbol, tf)
+                    result["added"] += added
+                    result["updated"] += updated
+                    result["unchanged"] += int(b - a) - added - updated
+                    if tmp is not None:
+                        staged.append((tmp, path))
+                        result["files"].append(str(path))
+                    if progress is not None:
+                        progress(i + 1, len(starts))
+            except BaseException as exc:
+                for tmp, _ in staged:
+                    tmp.unlink(missing_ok=True)
+                if isinstance(exc, KeyboardInterrupt):
+                    log.warning("interrupted while writing %s %s %s: nothing of this write was stored "
+                                "(%d prepared month file(s) discarded)", exchange, symbol, tf, len(staged))
+                raise
+            try:
+                _commit(staged)
+            finally:  # after an interrupt too: _commit has then finished every rename
+                self._update_sidecar(folder, exchange, symbol, tf, candles.attrs.get("report"),
+                                     changed=bool(result["files"]))
         log.info("stored %s %s %s: %d added, %d updated, %d unchanged", exchange, symbol, tf,
                  result["added"], result["updated"], result["unchanged"])
         return result
 
-    def _merge_month(self, path: Path, new: pd.DataFrame, exchange: str, symbol: str, tf: str) -> tuple[int, int]:
+    def _stage_month(self, path: Path, new: pd.DataFrame, exchange: str, symbol: str,
+                     tf: str) -> tuple[int, int, Path | None]:
+        """Merge ``new`` with the stored month into a complete temporary file beside ``path``.
+
+        Returns (added, updated, the temporary file or None when nothing changes).
+        """
         new = new[COLUMNS]
         if path.exists():
             old = pd.read_parquet(path)
@@ -155,16 +188,22 @@ class CandleStore:
             added = len(new) - len(common)
             updated = int((old.loc[common].to_numpy() != new.loc[common].to_numpy()).any(axis=1).sum())
             if not added and not updated:
-                return 0, 0
+                return 0, 0, None
             merged = pd.concat([old, new])
             merged = merged[~merged.index.duplicated(keep="last")].sort_index()
         else:
             added, updated, merged = len(new), 0, new.copy()
         merged.index = merged.index.as_unit("ns")
         merged.attrs = {"exchange": exchange, "symbol": symbol, "timeframe": tf}
-        with atomic_path(path) as tmp:
+        tmp = _temp_beside(path)
+        try:
             merged.to_parquet(tmp, engine="pyarrow")
-        return added, updated
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return added, updated, tmp
 
     @contextlib.contextmanager
     def _lock(self, folder: Path) -> Iterator[None]:
@@ -252,12 +291,29 @@ class CandleStore:
         return df
 
     def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> pd.Timestamp | None:
-        """Open time of the newest stored candle of a series, or None (for resumable downloads)."""
+        """Open time of the newest stored candle of a series, or None."""
         files = self._month_files(self.series_dir(exchange, symbol, timeframe))
         if not files:
             return None
         t = _times(files[-1][1])
         return pd.Timestamp(int(t[-1]), unit="ns", tz="UTC") if len(t) else None
+
+    def open_times(self, exchange: str, symbol: str, timeframe: str, start=None, end=None) -> np.ndarray:
+        """Open times of the stored candles of one series in ``[start, end)`` (None = unbounded),
+        sorted, as int64 ns since 1970 UTC; empty if none. Reads only the index column of the
+        months the range touches (what a download needs to find the holes it must fill)."""
+        s, e = check_range(start, end, allow_future=True)
+        files = self._month_files(self.series_dir(exchange, symbol, timeframe))
+        lo = s.year * 12 + s.month - 1 if s is not None else None
+        last = e - pd.Timedelta(1, "ns") if e is not None else None
+        hi = last.year * 12 + last.month - 1 if last is not None else None
+        paths = [p for m, p in files if (lo is None or m >= lo) and (hi is None or m <= hi)]
+        t = np.concatenate([_times(p) for p in paths]) if paths else np.array([], dtype=np.int64)
+        if s is not None:
+            t = t[t >= s.value]
+        if e is not None:
+            t = t[t < e.value]
+        return t
 
     def info(self, symbol: str | None = None, *, start=None, end=None) -> list[dict]:
         """Per stored series: exchange, symbol, timeframe, first, last, rows, missing,
@@ -292,6 +348,65 @@ class CandleStore:
                 "repairs": self._read_sidecar(folder).get("repairs", []),
             })
         return out
+
+
+def _temp_beside(path: Path) -> Path:
+    """A new empty temporary file ``.NAME.*.tmp`` beside ``path``, with the usual permissions."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp makes 0600; a month file is an ordinary file
+    return Path(name)
+
+
+def _commit(staged: list[tuple[Path, Path]]) -> None:
+    """Rename every complete temporary file onto its month: the short final step of a write.
+
+    An exception (Ctrl-C, SIGTERM) arriving during the loop is held until the remaining renames
+    are done, so the series is never left half new, half old by an interrupt.
+    """
+    pending = list(staged)
+    try:
+        while pending:
+            tmp, path = pending[0]
+            os.replace(tmp, path)
+            pending.pop(0)
+    finally:
+        if pending:  # only after an interrupt inside the loop
+            log.warning("interrupted during the final step of a write; finishing its %d remaining "
+                        "rename(s) first, so the write is complete", len(pending))
+        for tmp, path in pending:
+            if tmp.exists():
+                os.replace(tmp, path)
+    if staged:
+        _fsync_dir(staged[0][1].parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames durable (a no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Delete temporary files a hard-killed writer left in ``folder``; call under its lock.
+
+    Every writer holds the lock while its temporary files exist, so under the lock any found
+    are stale: never complete parts of a write that could still be committed.
+    """
+    for p in folder.iterdir():
+        if _TMP_RE.match(p.name):
+            log.info("removing %s, left by an interrupted write", p)
+            p.unlink(missing_ok=True)
 
 
 def _times(path: Path) -> np.ndarray:

@@ -12,8 +12,9 @@ import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
-from ._common import TIME_HELP, HomeOpt, JsonOpt, emit_json, err_console, out_console, resolve_home
+from ._common import TIME_HELP, HomeOpt, JsonOpt, emit_json, err_console, out_console, resolve_home, say
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,13 @@ def import_cmd(
     """Read, validate and store a candle file; print the validation report and what was stored."""
     from data import read_candles
 
-    candles = read_candles(path, symbol=symbol, exchange=exchange, timeframe=timeframe, fill_gaps=fill_gaps)
-    store = _store(home)
+    store = _store(home)  # checks --home before a long read
+    try:
+        candles = read_candles(path, symbol=symbol, exchange=exchange, timeframe=timeframe, fill_gaps=fill_gaps)
+    except KeyboardInterrupt:
+        log.warning("import interrupted while reading %s: nothing was stored", path)
+        raise
+    # an interrupted store.write stores nothing and says so, see CandleStore.write
     with _progress(not json) as bar:
         task = bar.add_task("store", total=None)
         stored = store.write(candles, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -57,6 +63,7 @@ def import_cmd(
     if json:  # the report lists the first 20 repaired/rejected rows; its counts cover all
         emit_json({"source": str(path), "format": meta["format"], "report": report, "stored": stored, "series": series})
         return
+    say(f"import {report['source']}")  # a path: plain, so it stays whole and copy-pasteable
     out_console.print(_report_table(report, meta["format"]))
     for kind in ("rejected", "repaired"):
         shown = report[kind]
@@ -88,7 +95,7 @@ def info_cmd(
         emit_json(infos)
         return
     if not infos:
-        out_console.print(f"no stored candles{f' for {symbol}' if symbol else ''} in {resolve_home(home).root / 'data'}")
+        say(f"no stored candles{f' for {symbol}' if symbol else ''} in {resolve_home(home).root / 'data'}")
         return
     out_console.print(_info_table(infos))
 
@@ -117,7 +124,7 @@ def _when(ts) -> str:
 
 
 def _report_table(r: dict, fmt: str) -> Table:
-    t = Table(title=f"import {r['source']}", title_justify="left", show_header=False)
+    t = Table(title="validation", title_justify="left", show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value")
     t.add_row("format", fmt)
@@ -155,5 +162,5 @@ def _info_table(infos: list[dict]) -> Table:
         t.add_row("gaps", gap)
         repairs = [f"{e['rule']} ×{e['count']:,} ({Path(e['source']).name if e.get('source') else '?'})"
                    for e in s["repairs"]]
-        t.add_row("repairs", "\n".join(repairs) or "none")
+        t.add_row("repairs", Text("\n".join(repairs) or "none"))  # file names: no markup
     return t

@@ -20,13 +20,13 @@ def download_cmd(
     exchange: Annotated[str, typer.Option("--exchange", help="ccxt exchange id.")] = "binance",
     timeframe: Annotated[str, typer.Option("--timeframe", help="Candle length: 1m, 5m, 1h, ...")] = "1m",
     end: Annotated[Optional[str], typer.Option("--end", help="Stop before this candle (default: up to the last closed one).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Candles per request (default: the exchange's maximum).")] = None,
-    exchange_url: Annotated[Optional[str], typer.Option("--exchange-url", help="Send every request to this compatible host instead, e.g. http://127.0.0.1:8765 (gruow replay-server).")] = None,
-    retries: Annotated[int, typer.Option("--retries", help="Retries of a failing request (exponential backoff) before giving up.")] = 5,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Candles per request, 1 up to the exchange's maximum (the default).")] = None,
+    exchange_url: Annotated[Optional[str], typer.Option("--exchange-url", help="Send every request to this Binance-compatible host instead, e.g. http://127.0.0.1:8765 (gruow replay-server); needs --exchange binance.")] = None,
+    retries: Annotated[int, typer.Option("--retries", help="Retries of a failing request (exponential backoff) before giving up, 0 to 20.")] = 5,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Download candles through ccxt into the store; a second run fetches only what is missing."""
+    """Download candles through ccxt into the store: every part of the range the store lacks, and only those."""
     from data import CandleStore, download
 
     # root / "data", not Home.data: a refused command must not even create the folder
@@ -45,11 +45,22 @@ def download_cmd(
                 "duplicates", "invalid", "dropped_forming", "missing", "retries", "stopped"):
         value = report[key]
         table.add_row(key, "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value))
+    parts = report["ranges"]
+    shown = [f"{_when(r['start'])} → {_when(r['end'])}: {r['added']:,} added" for r in parts[:5]]
+    if len(parts) > 5:
+        shown.append(f"... {len(parts) - 5} more")
+    table.add_row("ranges fetched", "\n".join(shown) or "none (the store held the whole range)")
     gaps = report["gaps"]
     if gaps:
         g = max(gaps, key=lambda g: g["missing"])
-        table.add_row("gaps", f"{len(gaps)} (longest {g['missing']} after {g['after']})")
+        where = f"after {g['after']}" if g["after"] is not None else f"before {g['before']}"
+        table.add_row("still missing", f"{report['missing']:,} in {len(gaps)} gap(s) the exchange did not send "
+                                       f"(longest {g['missing']:,} {where}); the next run asks again")
     out_console.print(table)
+
+
+def _when(ts) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M") if ts is not None else "now"
 
 
 def replay_server_cmd(
@@ -64,21 +75,33 @@ def replay_server_cmd(
     home: HomeOpt = None,
 ) -> None:
     """Serve stored candles as a Binance-compatible exchange on 127.0.0.1 until Ctrl-C."""
-    from data import Faults, GruowError, ReplayServer, read_candles
+    from data import Faults, GruowError, ReplayServer, read_candles, timeframe_to_timedelta, to_utc
 
-    fault_spec = Faults.parse(faults)  # check options before reading anything
+    # check options before reading anything
+    if not 0 <= port <= 65535:
+        raise GruowError(f"--port {port} must be between 0 and 65535 (0 picks a free port)")
+    fault_spec = Faults.parse(faults)
+    clock = to_utc(start, "--start") if start is not None else None
     if data is not None:
         candles = read_candles(data, symbol=symbol, exchange=exchange or "unknown")
     else:
         from data import CandleStore
 
-        candles = CandleStore(resolve_home(home).data).load(symbol, timeframe, exchange=exchange)
+        # root / "data", not Home.data: serving must not create folders
+        candles = CandleStore(resolve_home(home).root / "data").load(symbol, timeframe, exchange=exchange)
         if len(candles) == 0:
             raise GruowError(
                 f"--symbol {symbol}: no stored {timeframe} candles"
                 f"{f' from {exchange}' if exchange else ''}; import or download some, or pass --data FILE"
             )
-    server = ReplayServer(candles, symbol=symbol, start=start, speed=speed, faults=fault_spec, port=port)
+    if clock is not None:
+        first, close = candles.index[0], candles.index[-1] + timeframe_to_timedelta(candles.attrs["timeframe"])
+        if not first <= clock <= close:
+            # outside the data the replay would serve no candle at all, or never a new one
+            raise GruowError(f"--start {clock.isoformat()} is outside the candles served: it must lie between "
+                             f"the first candle's open {first.isoformat()} and the last candle's close "
+                             f"{close.isoformat()} (last candle {candles.index[-1].isoformat()})")
+    server = ReplayServer(candles, symbol=symbol, start=clock, speed=speed, faults=fault_spec, port=port)
 
     def _stop(signum, frame):  # SIGTERM (and SIGINT where a shell ignored it) stop like Ctrl-C
         raise KeyboardInterrupt

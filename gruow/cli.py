@@ -22,6 +22,22 @@ app = typer.Typer(
 )
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to whatever ``sys.stderr`` is at the time of each record
+    (tests and embedding code swap it; a handler bound at start-up would write to a stale stream)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # logging.StreamHandler assigns it in __init__
+        pass
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"gruow {__version__}")
@@ -42,7 +58,7 @@ def _root(
         fmt = "%(message)s"
     else:
         # plain lines when piped or captured: rich would wrap long paths at 80 columns
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         fmt = "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
 

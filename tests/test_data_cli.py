@@ -114,3 +114,53 @@ def test_console_script_bad_symbol_and_missing_file(tmp_path):
         assert r.stderr.strip().splitlines() == [r.stderr.strip()] and message in r.stderr
         assert "Traceback" not in r.stderr
     assert not env_home.exists()
+
+
+def test_sigterm_during_import_stores_nothing_and_says_so(tmp_path):
+    """A real SIGTERM while the second month file is written: exit 130, the store unchanged."""
+    home = tmp_path / "h"
+    script = (
+        "import os, signal, sys, pandas as pd\n"
+        "real, n = pd.DataFrame.to_parquet, []\n"
+        "def to_parquet(self, path, **kw):\n"
+        "    n.append(path)\n"
+        "    if len(n) == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return real(self, path, **kw)\n"
+        "pd.DataFrame.to_parquet = to_parquet\n"
+        "from gruow.cli import main\n"
+        "sys.argv = ['gruow', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    src = shared_file("eth_usdt_1m_binance_2025-06.csv")  # June and the first hours of July
+    r = subprocess.run([sys.executable, "-c", script, "data", "import", str(src), "--symbol", "ETH/USDT",
+                        "--exchange", "binance", "--home", str(home)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 130, r.stderr
+    assert "nothing of this write was stored (1 prepared month file(s) discarded)" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert [p.name for p in files_under(home)] in ([], [".lock"])  # no month, no series.json, no .tmp
+
+
+@pytest.mark.parametrize("args", [
+    ["data", "info"],
+    ["data", "import", "ignored.csv", "--symbol", "ETH/USDC"],
+    ["data", "download", "--symbol", "ETH/USDC", "--start", "2025-07-21", "--exchange-url", "http://127.0.0.1:9"],
+    ["replay-server", "--port", "0"],
+])
+def test_home_that_is_a_file_is_refused_by_every_data_command(tmp_path, capsys, monkeypatch, args):
+    f = tmp_path / "candles.csv"
+    f.write_text("not a folder\n")
+    code, out, err = gruow([*args, "--home", f], capsys, monkeypatch)
+    assert code == 2 and err.strip().splitlines()[-1] == f"error: --home {f} is a file; it must be a folder (it is created if missing)"
+    assert f.read_text() == "not a folder\n"
+
+
+def test_import_prints_paths_whole_and_without_markup(home, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "[raw] exports" / ("deep-folder-name-" * 4)
+    folder.mkdir(parents=True)
+    p = folder / "[2025] candles.csv"
+    p.write_text("timestamp,open,high,low,close,volume\n2025-01-01T00:00Z,1,2,0.5,1.5,1\n"
+                 "2025-01-01T00:01Z,1,2,0.5,1.5,1\n2025-01-01T00:02Z,1,0.5,2,1.5,1\n")
+    code, out, _ = gruow(["data", "import", p, "--symbol", "ETH/USDC"], capsys, monkeypatch)
+    assert code == 0 and f"import {p}\n" in out
+    assert "(" + p.name + ")" in out  # the repair's source, "[2025]" kept

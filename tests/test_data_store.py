@@ -172,3 +172,92 @@ def test_real_month_round_trip(store):
     june = store.load("ETH/USDT", start="2025-06-01", end="2025-07-01")
     assert len(june) == 43199 - (17 * 60 + 19)  # 2025-07-01 00:00 .. 17:18 are July
     pd.testing.assert_frame_equal(store.load("ETH/USDT"), df[COLS], check_freq=False)
+
+
+# ---------------------------------------------------------------- all-or-nothing writes
+
+def series_files(tmp_path):
+    folder = tmp_path / "data" / "binance" / "ETH-USDC" / "1m"
+    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.exists() else {}
+
+
+def interrupt_on_call(monkeypatch, n):
+    """Ctrl-C (or SIGTERM, which the CLI turns into KeyboardInterrupt) while month ``n`` is written."""
+    real, calls = pd.DataFrame.to_parquet, []
+
+    def to_parquet(self, path, **kw):
+        calls.append(path)
+        if len(calls) == n:
+            open(path, "wb").write(b"PAR1 half a month")
+            raise KeyboardInterrupt
+        return real(self, path, **kw)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", to_parquet)
+    return calls
+
+
+def test_interrupted_multi_month_write_stores_nothing(store, tmp_path, monkeypatch, caplog):
+    c = candles("2025-01-31 23:00", 4 * 31 * 1440)  # five month files
+    calls = interrupt_on_call(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt):
+        store.write(c)
+    monkeypatch.undo()
+    assert len(calls) == 4
+    assert {n for n in series_files(tmp_path)} <= {".lock"}  # no month, no series.json, no .tmp
+    assert store.series() == [] and store.info() == []
+    assert "nothing of this write was stored (3 prepared month file(s) discarded)" in caplog.text
+
+
+def test_interrupted_write_leaves_stored_months_as_they_were(store, tmp_path, monkeypatch):
+    store.write(candles("2025-01-31 22:00", 180))  # January and February
+    before = series_files(tmp_path)
+    grown = candles("2025-01-31 22:00", 3 * 31 * 1440, base=200.0)  # changes both and adds three months
+    interrupt_on_call(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        store.write(grown)
+    monkeypatch.undo()
+    assert series_files(tmp_path) == before
+    assert len(store.load("ETH/USDC")) == 180
+
+
+def test_interrupt_during_the_final_renames_completes_the_write(store, tmp_path, monkeypatch):
+    import data._store as st
+
+    c = candles("2025-01-31 23:00", 50 * 1440)  # three month files
+    real, calls = st.os.replace, []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # before the second rename happens
+        return real(src, dst)
+
+    monkeypatch.setattr(st.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        store.write(c)
+    monkeypatch.undo()
+    names = series_files(tmp_path)
+    assert sorted(n for n in names if n.endswith(".parquet")) == ["2025-01.parquet", "2025-02.parquet", "2025-03.parquet"]
+    assert "series.json" in names and not any(n.endswith(".tmp") for n in names)
+    pd.testing.assert_frame_equal(store.load("ETH/USDC"), c[COLS], check_freq=False)
+
+
+def test_stale_temp_files_are_removed_by_the_next_write(store, tmp_path):
+    store.write(candles("2025-03-01", 10))
+    folder = tmp_path / "data" / "binance" / "ETH-USDC" / "1m"
+    stale = [folder / ".2025-03.parquet.k3j_x9.tmp", folder / ".2025-04.parquet.a1b2.tmp",
+             folder / ".series.json.q8w.tmp"]
+    for p in stale:
+        p.write_bytes(b"left by a SIGKILL")
+    (folder / "notes.tmp").write_text("not ours")
+    store.write(candles("2025-03-01", 10))  # changes nothing, still cleans up
+    assert not any(p.exists() for p in stale) and (folder / "notes.tmp").exists()
+    assert len(store.load("ETH/USDC")) == 10
+
+
+def test_open_times_of_a_range(store):
+    store.write(candles("2025-01-31 23:58", 5))
+    t = store.open_times("binance", "ETH/USDC", "1m", "2025-01-31 23:59", "2025-02-01 00:02")
+    assert list(pd.to_datetime(t, utc=True)) == list(pd.date_range("2025-01-31 23:59", periods=3, freq="1min", tz="UTC"))
+    assert len(store.open_times("binance", "ETH/USDC", "1m")) == 5
+    assert len(store.open_times("kraken", "ETH/USDC", "1m")) == 0

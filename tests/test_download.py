@@ -248,3 +248,127 @@ def test_cli_bad_inputs(candles, home, monkeypatch, capsys, extra, message):
     lines = err.strip().splitlines()
     assert lines[-1].startswith(f"error: {message}") and "Traceback" not in err
     assert not home.exists() or not any(p.is_file() for p in home.rglob("*"))  # nothing written
+
+
+# ---------------------------------------------------------------- holes, option checks, non-binance URLs
+
+def test_holes_and_counts_on_hand_made_times():
+    from data._download import _count, _holes
+
+    m = 60_000
+    held = np.array([2, 3, 4, 8, 9]) * m
+    assert _holes(held, 0, 12 * m, m) == [(0, 2 * m), (5 * m, 8 * m), (10 * m, 12 * m)]
+    assert _holes(held, 2 * m, 10 * m, m) == [(5 * m, 8 * m)]  # nothing before, nothing after
+    assert _holes(held, 30_000, None, m) == [(30_000, 2 * m), (5 * m, 8 * m), (10 * m, None)]
+    assert _holes(held, 90_000, 10 * m, m) == [(5 * m, 8 * m)]  # 01:30 .. 02:00 holds no open
+    assert _holes(np.array([], dtype=np.int64), 5, 7, m) == [(5, 7)]
+    assert [_count(a, b, m, anchor=2 * m) for a, b in [(0, 2 * m), (5 * m, 8 * m), (10 * m, 12 * m)]] == [2, 3, 2]
+    assert _count(30_000, 2 * m, m, anchor=0) == 1 and _count(10 * m, 10 * m + 1, m, anchor=0) == 1
+
+
+def test_download_fills_holes_inside_and_after_stored_ranges(candles, store):
+    # the QA repro: 20:00-21:00, then 10:00-12:00, then 10:00-22:00 must fill 12:00-20:00 too
+    day = pd.Timestamp("2025-07-21", tz="UTC")
+    h = lambda n: day + pd.Timedelta(hours=n)  # noqa: E731
+    with serve(candles, candles.index[-1]) as srv:
+        download(store, symbol="ETH/USDC", start=h(20), end=h(21), limit=100, exchange_url=srv.url, **FAST)
+        download(store, symbol="ETH/USDC", start=h(10), end=h(12), limit=100, exchange_url=srv.url, **FAST)
+        before = len(srv.requests)
+        report = download(store, symbol="ETH/USDC", start=h(10), end=h(22), limit=100, exchange_url=srv.url, **FAST)
+        asked = [r["params"] for r in srv.requests[before:] if r["endpoint"] == "klines"]
+    assert [(r["start"], r["end"], r["candles"], r["added"]) for r in report["ranges"]] == [
+        (h(12), h(20), 480, 480), (h(21), h(22), 60, 60)]
+    assert (report["added"], report["missing"], report["gaps"], report["resumed_from"]) == (540, 0, [], h(12))
+    # resume without refetching: no request reaches into a stored candle
+    assert len(asked) == report["pages"] == 5 + 1
+    for p in asked:
+        first = pd.Timestamp(int(p["startTime"]), unit="ms", tz="UTC")
+        last = first + pd.Timedelta(minutes=int(p["limit"]) - 1)
+        assert h(12) <= first and (last < h(20) or h(21) <= first) and last < h(22)
+    got = stored(store)
+    assert len(got) == 720 and np.array_equal(got.to_numpy(), candles.loc[h(10):h(22) - pd.Timedelta("1min")].to_numpy())
+    (info,) = store.info(start=h(10), end=h(22))
+    assert info["missing"] == 0
+
+
+def test_candles_lost_in_a_flaky_download_are_fetched_by_a_clean_run(candles, store):
+    start, n = candles.index[0], 400
+    end = start + pd.Timedelta(minutes=n)
+    with serve(candles, candles.index[-1], faults="missing=0.5,seed=4") as srv:
+        first = download(store, symbol="ETH/USDC", start=start, end=end, limit=50, exchange_url=srv.url, **FAST)
+        assert first["missing"] > 0 and len(stored(store)) == n - first["missing"]
+        srv.faults = Faults()  # the exchange behaves now
+        before = srv.kline_requests
+        second = download(store, symbol="ETH/USDC", start=start, end=end, limit=50, exchange_url=srv.url, **FAST)
+        requests = srv.kline_requests - before
+    # one short request per hole, each asking exactly for the candles it lacks
+    assert requests == second["pages"] == len(first["gaps"]) == len(second["ranges"])
+    assert second["added"] == first["missing"] and (second["missing"], second["gaps"]) == (0, [])
+    assert sum(r["candles"] for r in second["ranges"]) == first["missing"]
+    assert np.array_equal(stored(store).to_numpy(), candles.iloc[:n].to_numpy())
+
+
+def test_exchange_gaps_stay_reported_and_cost_one_request_per_run(candles, store):
+    holed = candles.drop(candles.index[205:212])
+    holed.attrs = dict(candles.attrs)
+    with serve(holed, candles.index[-1]) as srv:
+        download(store, symbol="ETH/USDC", start=candles.index[150], end=candles.index[300], limit=40,
+                 exchange_url=srv.url, **FAST)
+        before = len(srv.requests)
+        again = download(store, symbol="ETH/USDC", start=candles.index[150], end=candles.index[300], limit=40,
+                         exchange_url=srv.url, **FAST)
+        asked = [r["params"] for r in srv.requests[before:] if r["endpoint"] == "klines"]
+    assert [(int(p["startTime"]), int(p["limit"])) for p in asked] == [(candles.index[205].value // 10**6, 7)]
+    assert (again["added"], again["missing"]) == (0, 7)
+    assert again["gaps"] == [{"after": candles.index[204], "before": candles.index[212], "missing": 7}]
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(max_retries=-1), "--retries -1 must be a whole number from 0 to 20"),
+    (dict(max_retries=21), "--retries 21 must be a whole number from 0 to 20"),
+    (dict(limit=0), "--limit 0 must be a positive number of candles per request"),
+    (dict(limit=1001), "--limit 1001 is more than binance answers per request; use 1 to 1000"),
+])
+def test_bad_retries_and_limit_are_one_line_errors(candles, store, kw, message):
+    with serve(candles, candles.index[-1]) as srv:
+        with pytest.raises(GruowError) as err:
+            download(store, symbol="ETH/USDC", start=candles.index[0], end=candles.index[10],
+                     exchange_url=srv.url, **{**FAST, **kw})
+        assert srv.kline_requests == 0
+    assert str(err.value) == message and store.series() == []
+
+
+def test_exchange_url_needs_binance_and_fails_at_once(candles, store):
+    with serve(candles, candles.index[-1]) as srv:
+        with pytest.raises(GruowError, match=r"^--exchange-url serves Binance's API \(gruow replay-server\); use "
+                                             r"it with --exchange binance, not hyperliquid$"):
+            download(store, exchange="hyperliquid", symbol="ETH/USDC", start=candles.index[0],
+                     exchange_url=srv.url, progress=False)  # the default 1 s backoff: no time to waste
+        assert srv.requests == []
+
+
+def test_answers_that_cannot_change_are_not_retried(candles, store):
+    from data._download import _permanent
+
+    assert [s for s in (400, 403, 404, 408, 418, 425, 429, 451, 500, 501, 502, 503, 504) if _permanent(s)] == [
+        400, 403, 404, 451, 501]
+    with serve(candles, candles.index[-1], faults="501=1") as srv:
+        with pytest.raises(GruowError, match=r"^binance: HTTP 501 \(ExchangeNotAvailable\), not retried"):
+            download(store, symbol="ETH/USDC", start=candles.index[0], exchange_url=srv.url, max_retries=5, **FAST)
+        assert srv.fault_counts == {"501": 1}
+
+
+def test_cli_bad_retries_port_and_replay_start(candles, home, monkeypatch, capsys, tmp_path):
+    code, out, err = cli(monkeypatch, capsys, "data", "download", "--symbol", "ETH/USDC", "--start", "2025-07-21",
+                         "--retries", "-1")
+    assert code == 2 and err.strip().splitlines()[-1] == "error: --retries -1 must be a whole number from 0 to 20"
+    code, out, err = cli(monkeypatch, capsys, "replay-server", "--port", "70000")
+    assert code == 2 and err.strip().splitlines()[-1] == "error: --port 70000 must be between 0 and 65535 (0 picks a free port)"
+    path = shared_file(CSV)
+    code, out, err = cli(monkeypatch, capsys, "replay-server", "--data", str(path), "--start", "2020-01-01",
+                         "--port", "0")
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "error: --start 2020-01-01T00:00:00+00:00 is outside the candles served: it must lie between the first "
+        "candle's open 2025-07-21T09:22:00+00:00 and the last candle's close 2025-07-26T04:44:00+00:00 "
+        "(last candle 2025-07-26T04:43:00+00:00)")
+    assert not home.exists() or not any(p.is_file() for p in home.rglob("*"))
