@@ -16,7 +16,7 @@ row ``t`` uses candles up to ``t`` only. Modules: ``model`` (the network), ``tra
 """
 from ._checkpoint import Checkpoint, load_checkpoint
 from ._config import TrainConfig, resolve_device
-from ._evaluate import evaluate, wilson_interval
+from ._evaluate import evaluate, training_overlap, wilson_interval
 from ._inference import FORECAST_COLUMNS, data_hash, forecast, forecast_columns
 from .model import GRUForecaster
 from .train import train
@@ -33,5 +33,6 @@ __all__ = [
     "load_checkpoint",
     "resolve_device",
     "train",
+    "training_overlap",
     "wilson_interval",
 ]

@@ -9,8 +9,10 @@ runs on load. Keys:
   (the feature/target definition), ``scaler`` (means/stds fitted on training windows);
 - ``data``: symbol, exchange, timeframe, first/last candle, ``end`` (exclusive), rows, sha256 of
   the candles, and the train/val/test time ranges;
-- ``history`` (per epoch: train/val loss, lr, seconds), ``best_epoch``, ``stopped``,
-  ``metrics`` (validation and test scores beside persistence), ``versions``, ``created``;
+- ``history`` (per epoch: train/val loss, lr, seconds), ``best_epoch``, ``stopped`` (why
+  training ended: ``"early_stop"`` or ``"max_epochs"``; ``None`` while it runs, so a file left by
+  an interrupted run says so), ``metrics`` (validation and test scores beside persistence,
+  ``None`` until the last epoch's scores are written), ``versions``, ``created``;
 - ``resume``: last epoch's weights, optimiser and scheduler state, RNG states, counters.
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "gruow-forecaster"
 FORMAT_VERSION = 1
+STOP_REASONS = ("early_stop", "max_epochs")  # the values of "stopped" in a finished run's file
 
 
 @dataclass
@@ -63,6 +66,34 @@ class Checkpoint:
     @property
     def name(self) -> str:
         return self.path.stem if self.path is not None else self.hash[:12]
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained so far (the file is rewritten after each one)."""
+        return len(self.meta.get("history") or [])
+
+    @property
+    def finished(self) -> bool:
+        """True when training ended on its own: early stopping or ``max_epochs`` reached. False
+        for the file of a run that was interrupted (Ctrl-C, SIGTERM, a crash) — its weights are
+        the best of the epochs it got through; ``train(..., resume=True)`` finishes it."""
+        return self.meta.get("stopped") in STOP_REASONS
+
+    def describe(self) -> str:
+        """One line on how far training got, e.g. ``"unfinished run (epoch 2 of 6)"`` or
+        ``"finished run (early stop after epoch 33 of 60, best epoch 25)"``."""
+        of = f"epoch {self.epochs} of {self.config.max_epochs}"
+        if not self.finished:
+            return f"unfinished run ({of})"
+        how = "early stop after " if self.meta["stopped"] == "early_stop" else ""
+        return f"finished run ({how}{of}, best epoch {self.meta.get('best_epoch')})"
+
+    def unfinished_warning(self) -> str | None:
+        """The warning a command shows before using an unfinished run's weights; None if finished."""
+        if self.finished:
+            return None
+        return (f"model {self.name} is an {self.describe()}; run the same `gruow train ... --resume` command "
+                "to finish it")
 
 
 def file_sha256(path: Path) -> str:

@@ -2,13 +2,50 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from typing import Iterator
 
+import numpy as np
 import torch
 
 from data import GruowError
+
+# Bounds of the integer options, inclusive. Generous for real use, small enough that a typo fails
+# here with the option's name instead of deep in torch with an allocation error: a 4096-wide,
+# 8-layer GRU already holds ~0.8 G parameters (~13 GB with AdamW's state).
+INT_LIMITS = {
+    "lookback": (2, 10_000),        # the drift baseline needs two input candles
+    "horizon": (1, 1_000),
+    "hidden": (1, 4096),
+    "layers": (1, 8),
+    "batch_size": (1, 1 << 20),
+    "max_epochs": (1, 100_000),
+    "patience": (1, 100_000),
+    "lr_patience": (0, 100_000),
+    "samples_per_epoch": (1, 1 << 40),
+    "seed": (0, 2**32 - 1),
+    "threads": (1, 4096),
+}
+OPTIONAL = {"samples_per_epoch": "all windows", "threads": "half the CPUs"}  # may be None
+# float options: (low, high, interval text); "(" / ")" mark an open end
+FLOAT_LIMITS = {
+    "dropout": (0.0, 1.0, "[0, 1)"),
+    "lr": (0.0, 10.0, "(0, 10]"),
+    "weight_decay": (0.0, 10.0, "[0, 10]"),
+    "lr_factor": (0.0, 1.0, "(0, 1)"),
+    "val_fraction": (0.0, 1.0, "(0, 1)"),
+    "test_fraction": (0.0, 1.0, "[0, 1)"),
+    "grad_clip": (0.0, math.inf, "(0, inf)"),
+}
+# TrainConfig fields that `gruow train` sets, by option (errors name what the user typed)
+CLI_OPTIONS = {"max_epochs": "--epochs", "seed": "--seed", "hidden": "--hidden", "layers": "--layers",
+               "val_fraction": "--val-fraction", "test_fraction": "--test-fraction", "device": "--device"}
+
+
+def _label(name: str) -> str:
+    return CLI_OPTIONS.get(name, name)
 
 
 @dataclass
@@ -70,16 +107,26 @@ class TrainConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        positive = ("lookback", "horizon", "hidden", "layers", "batch_size", "max_epochs", "patience")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise GruowError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise GruowError(f"dropout {self.dropout} must be in [0, 1)")
-        if self.lr <= 0:
-            raise GruowError(f"lr {self.lr} must be > 0")
-        if self.samples_per_epoch is not None and self.samples_per_epoch < 1:
-            raise GruowError("samples_per_epoch must be positive or None (= all windows)")
+        """Check every field against :data:`INT_LIMITS`/:data:`FLOAT_LIMITS`: a value outside them is a user mistake (a
+        ``--hidden 100000`` would otherwise ask torch for ~120 GB), reported as :class:`GruowError`
+        naming the ``gruow train`` option where there is one."""
+        for name, (lo, hi) in INT_LIMITS.items():
+            value = getattr(self, name)
+            if name in OPTIONAL and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+                extra = f" or None (= {OPTIONAL[name]})" if name in OPTIONAL else ""
+                raise GruowError(f"{_label(name)} {value!r} must be a whole number from {lo:,} to {hi:,}{extra}")
+        for name, (lo, hi, text) in FLOAT_LIMITS.items():
+            value = getattr(self, name)
+            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+            if not number or not (
+                (lo < value if text[0] == "(" else lo <= value) and (value < hi if text[-1] == ")" else value <= hi)
+            ):
+                raise GruowError(f"{_label(name)} {value!r} must be a number in {text}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise GruowError(f"--val-fraction {self.val_fraction:g} + --test-fraction {self.test_fraction:g} must "
+                             "be below 1 (the rest of the range is trained on)")
         resolve_device(self.device, check_available=False)
 
     def to_dict(self) -> dict:

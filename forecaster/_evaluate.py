@@ -121,6 +121,20 @@ def summarize(horizons: list[dict]) -> dict:
     }
 
 
+def training_overlap(ckpt: Checkpoint, symbol: str, start, end) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The part ``[lo, hi)`` of ``[start, end)`` that lies inside the data ``ckpt`` was trained on
+    (its ``data`` range, train/val/test together, same symbol), or None when they do not overlap.
+
+    Scores or backtests there are in-sample: optimistic. ``start``/``end``: tz-aware UTC.
+    """
+    trained = ckpt.meta["data"]
+    t_start, t_end = pd.Timestamp(trained["start"]), pd.Timestamp(trained["end"])
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    if trained.get("symbol") != symbol or not (start < t_end and t_start < end):
+        return None
+    return max(start, t_start), min(end, t_end)
+
+
 def evaluate(
     checkpoint: Checkpoint | Path | str,
     candles: pd.DataFrame,
@@ -135,12 +149,16 @@ def evaluate(
 
     Every window with ``lookback`` input and ``horizon`` actual candles inside one gap-free
     segment is scored. Logs a warning if the candles overlap the model's training range (its
-    scores there are optimistic). Returns a JSON-ready dict: ``model``, ``data``, ``windows``,
+    scores there are optimistic) and if the checkpoint is an unfinished training run (see
+    :attr:`Checkpoint.finished`; ``model.finished``/``model.status`` in the result say which).
+    Returns a JSON-ready dict: ``model``, ``data``, ``windows``,
     ``overlaps_training``, ``horizons`` (see :func:`score_windows`) and ``summary``. With
     ``out_dir``, also writes ``evaluation.json``, ``loss_curves.png`` and ``forecast.png`` there
     (listed under ``files``).
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    if not ckpt.finished:
+        log.warning("%s", ckpt.unfinished_warning())
     meta = candles_meta(candles)
     lookback, horizon = ckpt.lookback, ckpt.horizon
     ends = require_windows(segments(candles, meta["timeframe"]), lookback, horizon, "evaluation")
@@ -154,14 +172,15 @@ def evaluate(
     start, end = candles.index[0], candles.index[-1] + step
     trained = ckpt.meta["data"]
     t_start, t_end = pd.Timestamp(trained["start"]), pd.Timestamp(trained["end"])
-    overlaps = bool(start < t_end and t_start < end) and trained.get("symbol") == meta["symbol"]
+    overlaps = training_overlap(ckpt, meta["symbol"], start, end) is not None
     if overlaps:
         log.warning("the evaluation range %s … %s overlaps model %s's training range %s … %s: "
                     "scores there are optimistic", start.isoformat(), end.isoformat(), ckpt.name,
                     t_start.isoformat(), t_end.isoformat())
     result = {
         "model": {"name": ckpt.name, "path": str(ckpt.path) if ckpt.path else None, "sha256": ckpt.hash,
-                  "trained_on": trained, "best_epoch": ckpt.meta.get("best_epoch")},
+                  "trained_on": trained, "best_epoch": ckpt.meta.get("best_epoch"), "finished": ckpt.finished,
+                  "status": ckpt.describe()},
         "data": {"symbol": meta["symbol"], "exchange": meta["exchange"], "timeframe": meta["timeframe"],
                  "start": start.isoformat(), "end": end.isoformat(), "rows": len(candles),
                  "sha256": data_hash(candles)},

@@ -27,7 +27,16 @@ from torch import nn
 
 from data import GruowError, candles_meta, check_schema, segments, timeframe_to_timedelta
 
-from ._checkpoint import FORMAT, FORMAT_VERSION, Checkpoint, file_sha256, load_checkpoint, read_state, save_state
+from ._checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    STOP_REASONS,
+    Checkpoint,
+    file_sha256,
+    load_checkpoint,
+    read_state,
+    save_state,
+)
 from ._config import TrainConfig, default_batch_size, resolve_device, torch_threads
 from ._evaluate import baselines, score_windows, summarize
 from ._features import FEATURE_DEFINITION, Scaler, candle_arrays, clip_runs, split_rows, window_ends
@@ -53,9 +62,12 @@ def train(
 
     The candles are split chronologically by ``config.val_fraction``/``test_fraction`` (the
     validation part follows the training part; windows never cross a split or a gap). The
-    checkpoint is rewritten atomically after every epoch; ``resume=True`` continues an
-    interrupted run from its last epoch (same candles and config, except ``max_epochs``,
-    ``device`` and ``threads``) and gives the same weights as an uninterrupted run on CPU.
+    checkpoint is rewritten atomically after every epoch, so an interrupted run (Ctrl-C,
+    SIGTERM: the ``KeyboardInterrupt`` propagates) leaves a valid file holding its last completed
+    epoch, with ``stopped`` None (:attr:`Checkpoint.finished` False). ``resume=True`` continues
+    it from there (same candles and config, except ``max_epochs``, ``device`` and ``threads``)
+    and gives the same weights as an uninterrupted run on CPU; a run stopped after its last
+    epoch but before its scores were written is only scored.
     An existing ``out_path`` is never overwritten without ``resume``. Returns the trained
     :class:`Checkpoint` (best epoch's weights, CPU, eval mode), identical to
     ``load_checkpoint(out_path)``. Sets torch's global seed (``config.seed``) and, for the
@@ -78,19 +90,25 @@ def train(
             raise GruowError(
                 f"the {name} part ({b - a} candles) holds no window of {L + H} consecutive candles "
                 f"({L} inputs + {H} targets); give a longer --start/--end range"
-                + (" or a larger val_fraction" if name == "val" else "")
+                + (" or a larger --val-fraction" if name == "val" else "")
             )
     identity = _data_identity(candles, meta, parts, ends)
 
     saved = _previous_run(out_path, config, identity, resume)
-    if saved is not None and saved["stopped"] is not None and (
-        saved["stopped"] == "early_stop" or len(saved["history"]) >= config.max_epochs
-    ):
+    done = saved is not None and saved["stopped"] in STOP_REASONS and (
+        saved["stopped"] == "early_stop" or len(saved["history"]) >= config.max_epochs)
+    if done and saved.get("metrics") is not None:
         log.info("%s already finished (%s at epoch %d); nothing to resume", out_path, saved["stopped"],
                  len(saved["history"]))
         return load_checkpoint(out_path)
+    if done:  # the last epoch was saved, then the run was stopped before its scores were written
+        log.info("%s finished training (%s at epoch %d) but has no scores yet; scoring it", out_path,
+                 saved["stopped"], len(saved["history"]))
+    elif saved is not None and len(saved["history"]) >= config.max_epochs:
+        raise GruowError(f"--resume: {out_path} already holds {len(saved['history'])} epochs; --epochs "
+                         f"{config.max_epochs} must be larger to continue it")
 
-    with torch_threads(config.threads) as threads, _deterministic(device):
+    with torch_threads(config.threads) as threads, _deterministic(device), _memory_errors(config, device):
         log.info("training on %s (%d CPU threads): %d train / %d val windows", device, threads,
                  len(ends["train"]), len(ends["val"]))
         base = torch.from_numpy(candle_arrays(candles)).to(device)
@@ -128,11 +146,12 @@ def train(
 
         n_train = len(train_ends)
         per_epoch = min(n_train, config.samples_per_epoch or n_train)
-        stopped = None
-        with progress_bar(progress) as bar:
+        stopped, state = (saved["stopped"], saved) if done else (None, None)
+        with progress_bar(progress and not done) as bar:
             epochs = bar.add_task("epochs", total=config.max_epochs, completed=len(history), info="")
             batches = bar.add_task("batches", total=-(-per_epoch // config.batch_size), info="")
-            for epoch in range(len(history) + 1, config.max_epochs + 1):
+            last = len(history) if done else config.max_epochs
+            for epoch in range(len(history) + 1, last + 1):
                 t0 = time.perf_counter()
                 bar.reset(batches)
                 model.train()
@@ -192,6 +211,21 @@ def train(
     # the model in memory, not a re-read: tests compare it with load_checkpoint(out_path)
     meta = {k: v for k, v in state.items() if k not in ("model_state", "resume")}
     return Checkpoint(model=model.cpu().eval(), config=config, meta=meta, hash=file_sha256(out_path), path=out_path)
+
+
+@contextlib.contextmanager
+def _memory_errors(config: TrainConfig, device: torch.device) -> Iterator[None]:
+    """Turn torch's allocation failures into a :class:`GruowError` naming the options that size the model."""
+    try:
+        yield
+    except RuntimeError as exc:  # torch.OutOfMemoryError (GPU) is one; the CPU allocator raises a plain one
+        text = str(exc)
+        if not (isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in text
+                or "out of memory" in text.lower()):
+            raise
+        raise GruowError(f"out of memory on {device} training a GRU of --hidden {config.hidden}, --layers "
+                         f"{config.layers} in batches of {config.batch_size}; choose a smaller --hidden or "
+                         "--layers") from None
 
 
 def _mse(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> float:

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
-from ._common import TIME_HELP, Home, HomeOpt, JsonOpt, emit_json, out_console, resolve_home
+from ._common import TIME_HELP, Home, HomeOpt, JsonOpt, emit_json, out_console, resolve_home, say
 
 log = logging.getLogger(__name__)
 
@@ -48,35 +51,57 @@ def load_range(home: Home, data: Path | None, symbol: str, exchange: str | None,
     return candles
 
 
+# a model name: what may sit between HOME/models/ and .pt (no separators, no leading dot, so
+# neither `..` nor a hidden file can be named)
+MODEL_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+NAME_RULE = "a model name (letters, digits, . _ -; not starting with .) or a path ending in .pt"
+
+
+def _is_path(value: str) -> bool:
+    return value.endswith(".pt") or "/" in value or os.sep in value
+
+
 def resolve_model(home: Home, model: str) -> Path:
-    """MODEL as a path to a ``.pt`` file, or a name in ``HOME/models`` (``NAME`` or ``NAME.pt``)."""
+    """MODEL → an existing checkpoint: a name in ``HOME/models`` (``NAME`` → ``HOME/models/NAME.pt``)
+    or a path ending in ``.pt`` (a bare ``NAME.pt`` not found as given is also looked for in
+    ``HOME/models``). Anything else — ``../x``, a path not ending in ``.pt`` — is a GruowError,
+    so a model name can never reach outside ``HOME/models``."""
     from data import GruowError
 
-    p = Path(model).expanduser()
-    if p.is_file():
-        return p
-    for cand in (home.models / f"{model}.pt", home.models / model):
-        if cand.is_file():
-            return cand
+    if _is_path(model):
+        if not model.endswith(".pt"):
+            raise GruowError(f"model {model!r} must be {NAME_RULE}")
+        p = Path(model).expanduser()
+        if p.is_file():
+            return p
+        if MODEL_NAME.fullmatch(model) and (home.models / model).is_file():
+            return home.models / model
+        raise GruowError(f"model file {p} not found")
+    if not MODEL_NAME.fullmatch(model):
+        raise GruowError(f"model {model!r} must be {NAME_RULE}")
+    if (home.models / f"{model}.pt").is_file():
+        return home.models / f"{model}.pt"
     have = sorted(q.stem for q in home.models.glob("*.pt"))
-    raise GruowError(f"model {model!r} not found as a file or in {home.models}"
+    raise GruowError(f"model {model!r} not found in {home.models}"
                      + (f" (models there: {', '.join(have)})" if have else " (no models there yet; run gruow train)"))
 
 
 def out_model_path(home: Home, out: str) -> Path:
-    """``--out NAME`` → ``HOME/models/NAME.pt``; a value with a ``/`` or ending in ``.pt`` is a path."""
+    """``--out NAME`` → ``HOME/models/NAME.pt``; ``--out PATH.pt`` → that path. Anything else
+    (``../evil``, ``a/b``, ``.hidden``, an empty name) is a GruowError: nothing is written
+    outside ``HOME/models`` unless the user named a ``.pt`` file explicitly."""
     from data import GruowError
 
-    if "/" in out or out.endswith(".pt"):
+    if out.endswith(".pt") and Path(out).name != ".pt":
         return Path(out).expanduser()
-    if not out or out.startswith(".") or any(c in out for c in '\\:*?"<>|'):
-        raise GruowError(f"--out {out!r} must be a plain model name such as eth-june, or a path ending in .pt")
+    if _is_path(out) or not MODEL_NAME.fullmatch(out):
+        raise GruowError(f"--out {out!r} must be {NAME_RULE}, e.g. eth-june or runs/eth-june.pt")
     return home.models / f"{out}.pt"
 
 
 def train_cmd(
     symbol: Annotated[str, typer.Option("--symbol", help="Market, e.g. ETH/USDC.")],
-    out: Annotated[str, typer.Option("--out", help="Model name (saved as HOME/models/NAME.pt) or a .pt path.")],
+    out: Annotated[str, typer.Option("--out", help="Model name (letters, digits, . _ -), saved as HOME/models/NAME.pt, or a path ending in .pt.")],
     data: DataOpt = None,
     exchange: ExchangeOpt = None,
     timeframe: TimeframeOpt = None,
@@ -108,7 +133,11 @@ def train_cmd(
         config = TrainConfig(**given)
     candles = load_range(h, data, symbol, exchange, timeframe, start, end)
     t0 = time.perf_counter()
-    ckpt = train(candles, config, path, resume=resume, progress=not json)
+    try:
+        ckpt = train(candles, config, path, resume=resume, progress=not json)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (main() turns it into KeyboardInterrupt)
+        _log_interrupted(path)
+        raise
     wall = time.perf_counter() - t0
     report = _train_report(ckpt, wall)
     if json:
@@ -117,41 +146,79 @@ def train_cmd(
     table = Table(title=f"trained {ckpt.name}")
     table.add_column("field")
     table.add_column("value", justify="right")
-    for key, value in report.items():
-        if key not in ("history",):
-            table.add_row(key, _fmt(value))
+    for key, label in TRAIN_LABELS.items():
+        table.add_row(label, _fmt(report[key]))
+    d = report["data"]
+    table.add_row("data", f"{d['exchange']} {d['symbol']} {d['timeframe']} {d['start']} … {d['end']} "
+                          f"({d['rows']:,} rows)")
     out_console.print(table)
-    out_console.print(f"checkpoint written to [bold]{ckpt.path}[/]")
+    say(f"checkpoint written to {ckpt.path}")
+
+
+def _log_interrupted(path: Path) -> None:
+    """Say what an interrupted ``gruow train`` left behind (the file is rewritten atomically per epoch)."""
+    from data import GruowError
+    from forecaster import load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(path) if path.is_file() else None
+    except GruowError:
+        ckpt = None
+    if ckpt is None or ckpt.epochs == 0:
+        log.warning("interrupted before the first epoch ended; nothing was saved to %s", path)
+    elif ckpt.finished:
+        log.warning("interrupted after the last epoch (%d), before the scores were written; rerun the same "
+                    "command with --resume to score %s", ckpt.epochs, path)
+    else:
+        log.warning("interrupted after epoch %d of %d; the checkpoint %s holds epoch %d; rerun the same command "
+                    "with --resume to continue", ckpt.epochs, ckpt.config.max_epochs, path, ckpt.epochs)
+
+
+# the table rows of `gruow train`, by report key (``--json`` prints the keys)
+TRAIN_LABELS = {
+    "checkpoint": "checkpoint", "sha256": "checkpoint sha256", "status": "status",
+    "train_windows": "train windows", "val_windows": "val windows", "epochs": "epochs",
+    "max_epochs": "max epochs", "best_epoch": "best epoch", "val_loss": "val loss (best)",
+    "val_persistence_loss": "val loss persistence", "val_close_mae": "val close MAE",
+    "val_close_mae_persistence": "val close MAE persistence", "val_high_low_mae": "val high/low MAE",
+    "val_high_low_mae_persistence": "val high/low MAE persistence", "wall_seconds": "wall seconds",
+}
 
 
 def _train_report(ckpt, wall: float) -> dict:
+    """The ``gruow train`` report: snake_case keys; ``data`` is the identity of the candles trained
+    on (the same keys as ``gruow evaluate``'s ``data``: sha256 = ``forecaster.data_hash``)."""
     meta = ckpt.meta
     d = meta["data"]
     val = (meta.get("metrics") or {}).get("val") or {}
     s = val.get("summary", {})
     last = meta["history"][-1] if meta["history"] else {}
     return {
+        "name": ckpt.name,
         "checkpoint": str(ckpt.path),
         "sha256": ckpt.hash,
-        "data": f"{d['exchange']} {d['symbol']} {d['timeframe']} {d['start']} … {d['end']} ({d['rows']} rows)",
-        "train windows": d["splits"]["train"]["windows"],
-        "val windows": d["splits"]["val"]["windows"],
-        "epochs": len(meta["history"]),
+        "data": {k: d[k] for k in ("symbol", "exchange", "timeframe", "start", "end", "rows", "sha256")},
+        "train_windows": d["splits"]["train"]["windows"],
+        "val_windows": d["splits"]["val"]["windows"],
+        "epochs": ckpt.epochs,
+        "max_epochs": ckpt.config.max_epochs,
         "stopped": meta.get("stopped"),
-        "best epoch": meta.get("best_epoch"),
-        "val loss (best)": val.get("loss", min((h["val_loss"] for h in meta["history"]), default=None)),
-        "val loss persistence": last.get("val_persistence_loss"),
-        "val close MAE": s.get("close_mae", {}).get("model"),
-        "val close MAE persistence": s.get("close_mae", {}).get("persistence"),
-        "val high/low MAE": s.get("high_low_mae", {}).get("model"),
-        "val high/low MAE persistence": s.get("high_low_mae", {}).get("persistence"),
-        "wall seconds": wall,
+        "finished": ckpt.finished,
+        "status": ckpt.describe(),
+        "best_epoch": meta.get("best_epoch"),
+        "val_loss": val.get("loss", min((h["val_loss"] for h in meta["history"]), default=None)),
+        "val_persistence_loss": last.get("val_persistence_loss"),
+        "val_close_mae": s.get("close_mae", {}).get("model"),
+        "val_close_mae_persistence": s.get("close_mae", {}).get("persistence"),
+        "val_high_low_mae": s.get("high_low_mae", {}).get("model"),
+        "val_high_low_mae_persistence": s.get("high_low_mae", {}).get("persistence"),
+        "wall_seconds": wall,
         "history": meta["history"],
     }
 
 
 def evaluate_cmd(
-    model: Annotated[str, typer.Argument(help="Model name in HOME/models, or a path to a .pt checkpoint.")],
+    model: Annotated[str, typer.Argument(help="Model name in HOME/models (NAME for NAME.pt), or a path ending in .pt.")],
     symbol: Annotated[Optional[str], typer.Option("--symbol", help="Market (default: the one the model was trained on).")] = None,
     data: DataOpt = None,
     exchange: ExchangeOpt = None,
@@ -167,7 +234,7 @@ def evaluate_cmd(
     from forecaster import evaluate, load_checkpoint
 
     h = resolve_home(home)
-    ckpt = load_checkpoint(resolve_model(h, model))
+    ckpt = load_checkpoint(resolve_model(h, model))  # evaluate() warns if it is an unfinished run
     trained = ckpt.meta["data"]
     symbol = symbol or trained["symbol"]
     if data is None and exchange is None and symbol == trained["symbol"]:
@@ -186,7 +253,7 @@ def evaluate_cmd(
 def print_evaluation(result: dict) -> None:
     """Three rich tables (close errors; direction and range; high/low errors) and a summary, on stdout."""
     d = result["data"]
-    out_console.print(f"[bold]{result['model']['name']}[/] on {d['exchange']} {d['symbol']} {d['timeframe']} "
+    out_console.print(f"[bold]{escape(result['model']['name'])}[/] on {d['exchange']} {d['symbol']} {d['timeframe']} "
                       f"{d['start']} … {d['end']}: {result['windows']:,} windows; errors in quote currency, "
                       "[bold]bold[/] = best of its group", highlight=False)
     models = ("model", "persistence", "drift")
@@ -219,8 +286,11 @@ def print_evaluation(result: dict) -> None:
     if result["overlaps_training"]:
         out_console.print("[bold yellow]warning:[/] this range overlaps the model's training range; "
                           "scores are optimistic")
-    if result.get("files"):
-        out_console.print(f"wrote {', '.join(result['files'])}", highlight=False)
+    if not result["model"].get("finished", True):
+        out_console.print(f"[bold yellow]warning:[/] the model is an {result['model']['status']}; its scores "
+                          "are those of a partly trained model", highlight=False)
+    for path in result.get("files") or []:
+        say(f"wrote {path}")
 
 
 def _table(title: str, columns: list[str]) -> Table:

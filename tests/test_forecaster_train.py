@@ -6,9 +6,11 @@ which a working loop must learn.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -276,7 +278,8 @@ def test_cli_train_then_evaluate(tmp_path, home):
             "--out", "walk", "--epochs", "1", "--hidden", "8"]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    assert f"checkpoint written to {home / 'models' / 'walk.pt'}" in r.output.replace("\n", "")
+    # one unwrapped line however long the path (stdout is not a terminal here: rich would wrap at 80)
+    assert len(str(home)) > 60 and f"checkpoint written to {home / 'models' / 'walk.pt'}\n" in r.output
     ckpt = load_checkpoint(home / "models" / "walk.pt")
     assert ckpt.meta["data"]["rows"] == 720 and ckpt.meta["data"]["end"] == "2024-01-01T12:00:00+00:00"
 
@@ -290,6 +293,8 @@ def test_cli_train_then_evaluate(tmp_path, home):
     assert (home / "models" / "walk-eval" / "evaluation.json").is_file()
     r = runner.invoke(app, ["evaluate", "walk", "--data", str(csv), "--start", "2024-01-01T12:00"])
     assert r.exit_code == 0 and re.search(r"close: MAE and RMSE", r.output)
+    assert f"wrote {home / 'models' / 'walk-eval' / 'evaluation.json'}\n" in r.output
+    assert "unfinished" not in r.output  # a finished run: no warning
 
     r = runner.invoke(app, ["evaluate", "nope"])
     assert isinstance(r.exception, GruowError) and "walk" in str(r.exception)
@@ -305,15 +310,172 @@ def test_cli_reads_the_store_without_data(real, home):
                             real.index[1200].isoformat(), "--out", "stored", "--epochs", "1", "--hidden", "8", "--json"])
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
-    assert report["data"].startswith("hyperliquid ETH/USDC 1m") and "(1200 rows)" in report["data"]
+    # snake_case keys and a structured identity of the candles, as `gruow evaluate` reports them
+    assert all(re.fullmatch(r"[a-z0-9_]+", k) for k in report), list(report)
+    d = report["data"]
+    assert (d["symbol"], d["exchange"], d["timeframe"], d["rows"]) == ("ETH/USDC", "hyperliquid", "1m", 1200)
+    assert (d["start"], d["end"]) == (real.index[0].isoformat(), real.index[1200].isoformat())
+    assert d["sha256"] == load_checkpoint(home / "models" / "stored.pt").meta["data"]["sha256"]
+    assert report["train_windows"] > 0 and report["epochs"] == 1 and report["finished"] is True
+    assert report["name"] == "stored" and report["checkpoint"] == str(home / "models" / "stored.pt")
     r = runner.invoke(app, ["evaluate", "stored", "--start", real.index[1200].isoformat(), "--json"])
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result["windows"] == 300 - 135 and not result["overlaps_training"]
     assert result["data"]["exchange"] == "hyperliquid"
+    assert set(d) == set(result["data"])  # train and evaluate describe data with the same keys
 
 
 def test_model_module_shapes():
     m = GRUForecaster(hidden=4, layers=2, dropout=0.1)
     assert m(torch.zeros(3, 128, 5)).shape == (3, 8, 4)
     assert GRUForecaster(**m.config()).config() == m.config()
+
+
+# ---------------------------------------------------------------- unfinished runs, interrupts, bounds
+def _interrupt_on_save(mp: pytest.MonkeyPatch, n: int) -> None:
+    """Make the ``n``-th checkpoint write of ``train`` raise KeyboardInterrupt (Ctrl-C mid-save)."""
+    train_module = importlib.import_module("forecaster.train")  # `forecaster.train` is also the function
+
+    calls = {"n": 0}
+    real_save = train_module.save_state
+
+    def save(path, state):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real_save(path, state)
+
+    mp.setattr(train_module, "save_state", save)
+
+
+def test_an_interrupted_run_is_unfinished_warns_in_evaluate_and_resumes_to_finished(tmp_path, caplog):
+    df = random_walk(1200, seed=6)
+    cfg = TrainConfig(**{**TINY, "max_epochs": 4, "patience": 10})
+    path = tmp_path / "m.pt"
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(KeyboardInterrupt):
+        _interrupt_on_save(mp, 3)  # epochs 1 and 2 saved; Ctrl-C while saving epoch 3
+        train(df, cfg, path, progress=False)
+    part = load_checkpoint(path)
+    assert part.meta["stopped"] is None and part.epochs == 2
+    assert part.finished is False and part.describe() == "unfinished run (epoch 2 of 4)"
+    with caplog.at_level(logging.WARNING, logger="forecaster"):
+        result = evaluate(part, random_walk(400, seed=8, start="2024-02-01"), progress=False)
+    assert "model m is an unfinished run (epoch 2 of 4)" in caplog.text and "--resume" in caplog.text
+    assert result["model"]["finished"] is False and result["model"]["status"] == "unfinished run (epoch 2 of 4)"
+
+    done = train(df, cfg, path, resume=True, progress=False)
+    assert done.finished and done.epochs == 4 and load_checkpoint(path).finished
+    assert done.describe() == f"finished run (epoch 4 of 4, best epoch {done.meta['best_epoch']})"
+    assert done.unfinished_warning() is None
+
+
+def test_a_run_stopped_after_its_last_epoch_is_only_scored_on_resume(tmp_path):
+    df = random_walk(1200, seed=6)
+    cfg = TrainConfig(**{**TINY, "max_epochs": 1})
+    path = tmp_path / "m.pt"
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(KeyboardInterrupt):
+        mp.setattr(importlib.import_module("forecaster.train"), "_scores", stop)
+        train(df, cfg, path, progress=False)
+    raw = torch.load(path, weights_only=True)
+    assert raw["stopped"] == "max_epochs" and raw["metrics"] is None
+    scored = train(df, cfg, path, resume=True, progress=False)
+    assert scored.meta["metrics"]["val"]["windows"] > 0 and scored.meta["history"] == raw["history"]  # no new epoch
+
+    # an unfinished run resumed with fewer epochs than it already holds: a clear error
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(KeyboardInterrupt):
+        _interrupt_on_save(mp, 3)
+        train(df, TrainConfig(**{**TINY, "max_epochs": 3, "patience": 10}), tmp_path / "u.pt", progress=False)
+    with pytest.raises(GruowError, match="already holds 2 epochs; --epochs 1 must be larger"):
+        train(df, TrainConfig(**{**TINY, "max_epochs": 1, "patience": 10}), tmp_path / "u.pt", resume=True,
+              progress=False)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("hidden", 100_000, "--hidden 100000 must be a whole number from 1 to 4,096"),
+    ("hidden", 0, "--hidden 0 must be a whole number from 1 to 4,096"),
+    ("layers", 9, "--layers 9 must be a whole number from 1 to 8"),
+    ("dropout", 1.0, r"dropout 1.0 must be a number in \[0, 1\)"),
+    ("dropout", -0.1, r"dropout -0.1 must be a number in \[0, 1\)"),
+    ("max_epochs", 0, "--epochs 0 must be a whole number from 1"),
+    ("batch_size", 0, "batch_size 0 must be a whole number from 1"),
+    ("seed", -1, "--seed -1 must be a whole number from 0"),
+    ("lr", float("nan"), r"lr nan must be a number in \(0, 10\]"),
+    ("val_fraction", 0.0, r"--val-fraction 0.0 must be a number in \(0, 1\)"),
+    ("test_fraction", 0.9, "--val-fraction 0.2 \\+ --test-fraction 0.9 must be below 1"),
+])
+def test_train_config_bounds_name_the_option(option, value, message):
+    with pytest.raises(GruowError, match=message):
+        TrainConfig(**{option: value})
+
+
+def test_train_refuses_huge_models_with_a_one_line_error(tmp_path, home):
+    from forecaster.train import _memory_errors
+    from gruow.cli import app
+
+    csv = tmp_path / "walk.csv"
+    random_walk(400, seed=2).reset_index().to_csv(csv, index=False)
+    r = CliRunner().invoke(app, ["train", "--data", str(csv), "--symbol", "ETH/USDC", "--out", "big", "--hidden",
+                                 "100000"])
+    assert isinstance(r.exception, GruowError) and "--hidden 100000 must be" in str(r.exception)
+    assert not (home / "models" / "big.pt").exists()
+    # within the bounds, an allocation failure still becomes a GruowError naming the options
+    cfg = TrainConfig(hidden=4096, layers=8)
+    with pytest.raises(GruowError, match="out of memory on cpu .* --hidden 4096, --layers 8"):
+        with _memory_errors(cfg, torch.device("cpu")):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 120000000000 bytes.")
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors are not disguised
+        with _memory_errors(cfg, torch.device("cpu")):
+            raise RuntimeError("shape mismatch")
+
+
+def test_model_names_never_reach_outside_home(tmp_path, home):
+    from gruow._cli_forecast import out_model_path, resolve_model
+    from gruow._common import Home
+
+    h = Home(home)
+    assert out_model_path(h, "eth-june_2.v1") == home / "models" / "eth-june_2.v1.pt"
+    assert out_model_path(h, "runs/eth.pt") == Path("runs/eth.pt")  # an explicit .pt path is the user's call
+    for bad in ("../../evil", "a/b", ".hidden", "..", "", "x y", "a\\b", ".pt"):
+        with pytest.raises(GruowError, match="--out .* must be a model name"):
+            out_model_path(h, bad)
+    (tmp_path / "evil.pt").write_bytes(b"x")  # home/models/../../evil.pt exists
+    for bad in ("../../evil", "models/../../evil", "/etc/passwd"):
+        with pytest.raises(GruowError, match="must be a model name"):
+            resolve_model(h, bad)
+    (home / "models" / "ok.pt").write_bytes(b"x")
+    assert resolve_model(h, "ok") == resolve_model(h, "ok.pt") == home / "models" / "ok.pt"
+    assert resolve_model(h, str(tmp_path / "evil.pt")) == tmp_path / "evil.pt"
+
+
+def test_cli_train_rejects_an_out_outside_home_and_reports_an_interrupt(tmp_path, home):
+    from gruow.cli import app
+
+    csv = tmp_path / "walk.csv"
+    random_walk(900, seed=2).reset_index().to_csv(csv, index=False)
+    runner = CliRunner()
+    base = ["train", "--data", str(csv), "--symbol", "ETH/USDC", "--epochs", "3", "--hidden", "8"]
+    r = runner.invoke(app, [*base, "--out", "../../evil"])
+    assert isinstance(r.exception, GruowError) and "--out '../../evil' must be a model name" in str(r.exception)
+    assert not list(tmp_path.rglob("evil*"))
+
+    with pytest.MonkeyPatch.context() as mp:
+        _interrupt_on_save(mp, 2)
+        r = runner.invoke(app, [*base, "--out", "walk"])
+    assert r.exit_code != 0
+    said = " ".join(r.stderr.split())
+    assert "interrupted after epoch 1 of 3" in said and "holds epoch 1" in said, said
+    assert "rerun the same command with --resume to continue" in said
+
+    r = runner.invoke(app, ["evaluate", "walk", "--data", str(csv), "--start", "2024-01-01T12:00"])
+    assert r.exit_code == 0, r.output
+    assert "unfinished run (epoch 1 of 3)" in " ".join(r.output.split())
+    r = runner.invoke(app, [*base, "--out", "walk", "--resume", "--json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert report["finished"] is True and report["epochs"] == 3
