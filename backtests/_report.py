@@ -152,26 +152,75 @@ def load_equity(run_dir: str | Path) -> pd.DataFrame:
     path = Path(run_dir) / "equity.csv"
     if not path.exists():
         raise GruowError(f"{path}: not found; RUN_DIR must be a folder written by `gruow backtest`")
-    df = pd.read_csv(path)
-    if "timestamp" not in df.columns or "equity" not in df.columns:
-        raise GruowError(f"{path}: needs columns timestamp and equity")
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    try:
+        df = pd.read_csv(path)
+        if "timestamp" not in df.columns or "equity" not in df.columns:
+            raise GruowError(f"{path}: needs columns timestamp and equity")
+        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+        for col in ("equity", "benchmark_equity"):
+            if col in df.columns:
+                df[col] = pd.to_numeric(df[col])
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise GruowError(f"{path}: not a readable equity.csv ({why}); the run folder is damaged — rerun the "
+                         "backtest") from None
     return df.set_index("timestamp")
 
 
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        raise GruowError(f"{path}: not found; RUN_DIR must be a folder written by `gruow backtest`")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise GruowError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict):
+        raise GruowError(f"{path}: must hold a JSON object")
+    return doc
+
+
+def check_run_files(run_dir: Path, eq: pd.DataFrame, cfg: dict, metrics: dict) -> None:
+    """Raise :class:`GruowError` naming the file of ``run_dir`` that disagrees with ``metrics.json``
+    (bar count, first bar, final equity of ``equity.csv``; fill count of ``trades.csv``)."""
+    where = run_dir / "equity.csv"
+    damaged = "; the run folder is damaged or edited — rerun the backtest"
+    bars = metrics.get("bars")
+    if bars is not None and len(eq) != int(bars):
+        raise GruowError(f"{where}: {len(eq)} row(s), but metrics.json says the run has {int(bars)} bars{damaged}")
+    if len(eq) == 0:
+        raise GruowError(f"{where}: no rows{damaged}")
+    if cfg.get("start") and eq.index[0] != pd.Timestamp(cfg["start"]):
+        raise GruowError(f"{where}: first bar {eq.index[0].isoformat()}, but config.json says the run starts at "
+                         f"{cfg['start']}{damaged}")
+    if not np.isfinite(eq["equity"].to_numpy(np.float64)).all():
+        raise GruowError(f"{where}: the equity column holds empty values{damaged}")
+    final = metrics.get("final_equity")
+    last = float(eq["equity"].iloc[-1])
+    if final is not None and not np.isclose(last, float(final), rtol=1e-9, atol=1e-9):
+        raise GruowError(f"{where}: final equity {last:.10g}, but metrics.json says {float(final):.10g}{damaged}")
+    trades_path = run_dir / "trades.csv"
+    fills = metrics.get("n_fills")
+    if fills is not None and trades_path.exists():
+        try:
+            n = len(pd.read_csv(trades_path))
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            n = -1
+        if n != int(fills):
+            raise GruowError(f"{trades_path}: {'unreadable' if n < 0 else f'{n} fill(s)'}, but metrics.json says "
+                             f"{int(fills)}{damaged}")
+
+
 def build_tearsheet(run_dir: str | Path) -> Path:
-    """(Re)build ``RUN_DIR/tearsheet.html`` from its ``equity.csv`` and ``config.json``; returns its path."""
+    """(Re)build ``RUN_DIR/tearsheet.html`` from its ``equity.csv``, ``config.json`` and
+    ``metrics.json``; returns its path. The files are checked against ``metrics.json`` first
+    (:func:`check_run_files`): a damaged folder raises :class:`GruowError` naming the file."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise GruowError(f"{run_dir}: not a folder; RUN_DIR must be a folder written by `gruow backtest`")
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.exists():
-        raise GruowError(f"{cfg_path}: not found; RUN_DIR must be a folder written by `gruow backtest`")
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise GruowError(f"{cfg_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    cfg = _read_json(run_dir / "config.json")
+    metrics = _read_json(run_dir / "metrics.json")
     eq = load_equity(run_dir)
+    check_run_files(run_dir, eq, cfg, metrics)
     bench = eq["benchmark_equity"] if "benchmark_equity" in eq.columns else None
     return write_tearsheet(
         run_dir / TEARSHEET,
@@ -179,19 +228,29 @@ def build_tearsheet(run_dir: str | Path) -> Path:
         bench,
         float(cfg["cash"]),
         title=tearsheet_title(cfg),
-        parameters=tearsheet_parameters(cfg),
+        parameters=tearsheet_parameters(cfg, metrics),
     )
 
 
 def tearsheet_title(cfg: dict) -> str:
     data = cfg.get("data", {})
     title = f"GRU-ow {cfg.get('strategy', '?')} on {data.get('symbol', '?')} {data.get('timeframe', '')}"
+    if cfg.get("in_sample"):
+        title = "IN-SAMPLE — " + title
     if cfg.get("synthetic") or data.get("synthetic"):
         title = "SYNTHETIC DATA — " + title
     return title
 
 
-def tearsheet_parameters(cfg: dict) -> dict:
+def _fmt(x, pct: bool) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "n/a"
+    return f"{100 * x:.2f}%" if pct else f"{x:.2f}"
+
+
+def tearsheet_parameters(cfg: dict, metrics: dict | None = None) -> dict:
+    """The tear sheet's header lines. With ``metrics`` (``metrics.json``), a note gives the
+    minute-level figures, which differ from the sheet's: its tables use daily-compounded returns."""
     data = cfg.get("data", {})
     out = {
         "Data": f"{data.get('exchange', '?')} {data.get('symbol', '?')} {data.get('timeframe', '')}"
@@ -201,4 +260,17 @@ def tearsheet_parameters(cfg: dict) -> dict:
         "Slippage": f"{cfg.get('slippage_bps', 0)} bps",
         "Returns": "per-bar equity compounded to UTC days",
     }
+    overlap = cfg.get("training_overlap")
+    if cfg.get("in_sample") and overlap:
+        out["In-sample"] = (f"{overlap.get('start')} to {overlap.get('end')} overlaps the model's training data "
+                            "(results there are optimistic)")
+    if metrics:
+        bar = data.get("timeframe", "bar")
+        out["Note"] = (
+            f"this sheet's tables and charts use daily-compounded returns; per-{bar} figures (metrics.json): "
+            f"Sharpe {_fmt(metrics.get('sharpe'), False)}, "
+            f"max drawdown {_fmt(metrics.get('max_drawdown'), True)}, "
+            f"volatility {_fmt(metrics.get('volatility'), True)}, "
+            f"total return {_fmt(metrics.get('total_return'), True)}"
+        )
     return out

@@ -10,11 +10,17 @@ Timing of a run over ``[start, end)``:
   the range. An open position at the end is marked to the last close (not sold);
 - equity is recorded at the close of every candle of the range; the starting equity is ``cash``.
 
+A range holding gaps (missing candles) is run with a warning; a gap longer than a day is refused
+unless ``allow_gaps``: positions would be held across it as if no time had passed. A gru run
+whose range overlaps the model's training data is marked ``in_sample`` (in ``metrics.json``,
+``config.json`` and the tear sheet title), and is warned about, as is an unfinished model.
+
 Buy-and-hold over the same candles, after the same fee and slippage, is always computed as the
 benchmark (with ``strategies.BarRunner``, which fills exactly like the backtrader broker).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -49,6 +55,7 @@ from ._report import TEARSHEET, tearsheet_parameters, tearsheet_title, write_tea
 log = logging.getLogger(__name__)
 
 WARMUP = 128  # candles the forecaster needs: the decision at t uses candles t-127..t
+MAX_GAP = pd.Timedelta(days=1)  # a longer hole in the candles is refused unless allow_gaps
 TRADE_COLUMNS = ["time", "side", "size", "price", "fee", "cash_after", "position_after", "reason"]
 
 
@@ -56,7 +63,9 @@ TRADE_COLUMNS = ["time", "side", "size", "price", "fee", "cash_after", "position
 class BacktestResult:
     """What a backtest produced.
 
-    - ``metrics``: see ``backtests._metrics`` (plus ``benchmark_*`` for buy-and-hold, ``rejected_orders``);
+    - ``metrics``: see ``backtests._metrics`` (plus ``benchmark_*`` for buy-and-hold, ``rejected_orders``,
+      ``in_sample`` — True when a gru run's range overlaps its model's training data, None when
+      unknown (precomputed forecasts) — and ``training_overlap``, that overlap's start/end or None);
     - ``trades``: one row per fill (``time`` = open time of the fill bar, ``side`` buy/sell, ``size``
       ETH > 0, ``price``, ``fee`` quote, ``cash_after``, ``position_after`` ETH, ``reason``);
     - ``equity``/``benchmark_equity``: equity at the close of every bar of the range;
@@ -102,11 +111,12 @@ def library_versions() -> dict:
     return out
 
 
-def _range_rows(candles: pd.DataFrame, start, end) -> tuple[int, int]:
-    """Row indices [a, b) of the candles whose open time is in [start, end)."""
+def _range_rows(candles: pd.DataFrame, start, end, warmup: int = WARMUP) -> tuple[int, int]:
+    """Row indices [a, b) of the candles whose open time is in [start, end) (``start`` None: after
+    the first ``warmup`` candles)."""
     idx = candles.index
     n = len(idx)
-    a = int(idx.searchsorted(start)) if start is not None else min(WARMUP, max(n - 2, 0))
+    a = int(idx.searchsorted(start)) if start is not None else min(warmup, max(n - 2, 0))
     b = int(idx.searchsorted(end)) if end is not None else n
     if b - a < 2:
         span = f"{idx[0].isoformat()} to {idx[-1].isoformat()}" if n else "nothing"
@@ -115,6 +125,46 @@ def _range_rows(candles: pd.DataFrame, start, end) -> tuple[int, int]:
         raise GruowError(f"--start {s} / --end {e} select {max(b - a, 0)} candle(s); a backtest needs at least 2 "
                          f"(the data cover {span})")
     return a, b
+
+
+def _history_needed(strategy: str, rules, ckpt) -> tuple[int, str]:
+    """Candles of unbroken history the first decision (at the close of the candle before the
+    range) needs for a full signal, and why."""
+    if strategy == "gru":  # precomputed forecasts (no checkpoint) bring their own history
+        n = ckpt.lookback if ckpt is not None else 0
+        return n, f"the forecaster's {n}-candle input window"
+    if strategy == "sma":
+        return int(rules.params.slow), f"its slow mean of {rules.params.slow} closes"
+    return 0, ""
+
+
+def _unbroken_before(times: pd.DatetimeIndex, row: int, step: pd.Timedelta) -> int:
+    """How many candles up to row ``row - 1`` follow one another without a gap (0 when ``row`` is 0)."""
+    if row <= 0:
+        return 0
+    breaks = np.flatnonzero(np.diff(times[:row].asi8) != step.value)
+    return row - (int(breaks[-1]) + 1 if len(breaks) else 0)
+
+
+def _range_gaps(times: pd.DatetimeIndex, step: pd.Timedelta) -> dict:
+    """Gaps in sorted, unique candle open times ``step`` apart.
+
+    Returns ``count`` (holes), ``missing`` (candles), and for the longest hole ``longest`` (time
+    without candles: Timedelta), ``longest_start`` (its first missing candle) and ``longest_end``
+    (the candle after it); the last three are None when there is no gap.
+    """
+    d = np.diff(times.asi8)
+    k = np.flatnonzero(d != step.value)
+    if not len(k):
+        return {"count": 0, "missing": 0, "longest": None, "longest_start": None, "longest_end": None}
+    i = int(k[np.argmax(d[k])])
+    return {
+        "count": int(len(k)),
+        "missing": int((d[k] // step.value - 1).sum()),
+        "longest": pd.Timedelta(int(d[i] - step.value), unit="ns"),
+        "longest_start": times[i] + step,
+        "longest_end": times[i + 1],
+    }
 
 
 def _load_model(model):
@@ -156,10 +206,12 @@ def run_backtest(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     tearsheet: bool = True,
+    allow_gaps: bool = False,
 ) -> BacktestResult:
     """Backtest ``strategy`` on ``candles`` over ``[start, end)``; see the module docstring for timing.
 
-    - ``candles``: the candle schema (``data``); include the 128 candles before ``start`` as warm-up.
+    - ``candles``: the candle schema (``data``); include the 128 candles before ``start`` as warm-up
+      (more if the strategy needs more: an SMA's ``slow`` window, a model's lookback).
       ``start`` None = after the first 128 candles; ``end`` None = to the last candle.
     - ``strategy``: ``gru`` (needs ``model`` — a ``forecaster`` Checkpoint or checkpoint path — or
       precomputed ``forecasts`` in the forecaster's format), ``buyhold`` or ``sma``.
@@ -171,6 +223,8 @@ def run_backtest(
     - ``cache_dir``: forecast cache of the forecaster (a second run with the same model and data is fast).
     - ``tearsheet``: False leaves ``tearsheet.html`` out of the run folder (``build_tearsheet`` makes
       it later); quantstats' figures are the slowest part of a run on cached forecasts.
+    - ``allow_gaps``: run across a gap of more than a day in the candles (refused otherwise; shorter
+      gaps are logged as a warning).
     """
     import backtrader as bt
 
@@ -185,23 +239,75 @@ def run_backtest(
     e = to_utc(end, "--end") if end is not None else None
     if s is not None and e is not None and e <= s:
         raise GruowError(f"--end {e.isoformat()} must be after --start {s.isoformat()}")
-    a, b = _range_rows(candles, s, e)
-    lo = max(0, a - WARMUP)
+    step = timeframe_to_timedelta(meta["timeframe"])
+
+    ckpt, model_hash, model_meta, forecasts_hash = None, None, None, None
+    if strategy == "gru" and forecasts is None:
+        if model is None:
+            raise GruowError("--strategy gru needs a model: pass --model NAME (a checkpoint in HOME/models, made "
+                             "by `gruow train`)")
+        ckpt, model_hash, model_meta = _load_model(model)
+        unfinished = ckpt.unfinished_warning()
+        if unfinished:
+            log.warning("%s; its forecasts may be poor", unfinished)
+    need, why = _history_needed(strategy, rules, ckpt)
+    warmup = max(WARMUP, need)
+    a, b = _range_rows(candles, s, e, warmup)
+    lo = max(0, a - warmup)
+    # candles from before a hole of more than MAX_GAP are no warm-up: the feed starts after it
+    holes = np.flatnonzero(np.diff(candles.index[lo:a + 1].asi8) > (MAX_GAP + step).value)
+    trimmed = len(holes) > 0
+    if trimmed:
+        lo += int(holes[-1]) + 1
     feed_candles = candles.iloc[lo:b]
     first_bar = a - lo
-    if strategy == "gru" and first_bar < WARMUP:
-        log.warning("only %d warm-up candle(s) before %s (the forecaster needs %d); the first decisions wait "
-                    "for enough history", first_bar, candles.index[a].isoformat(), WARMUP)
+    times = feed_candles.index
+    range_start, range_end = times[first_bar], times[-1] + step
+    span = (f"--start {(range_start if s is None else s).isoformat()} / "
+            f"--end {(range_end if e is None else e).isoformat()}")
 
-    model_hash, model_meta, forecasts_hash = None, None, None
+    unbroken = _unbroken_before(times, first_bar, step)
+    if unbroken < need:
+        if unbroken < first_bar or trimmed:
+            cause = f"a gap in the candles ends at {times[first_bar - unbroken].isoformat()}"
+        else:
+            cause = f"the data begin at {times[0].isoformat()}" if first_bar else "no candle precedes it"
+        waits = strategy == "gru" or unbroken == first_bar
+        log.warning("only %d candle(s) of unbroken history before %s (%s); the %s strategy needs %d for %s: "
+                    "its first decisions %s", unbroken, range_start.isoformat(), cause, strategy, need, why,
+                    "wait for enough history (fewer trades)" if waits else "use closes from before the gap")
+
+    # the decision at the close of the candle before the range fills at the range's first open
+    gaps = _range_gaps(times[max(first_bar - 1, 0):], step)
+    if gaps["count"]:
+        hole = (f"{gaps['longest']} without candles from {gaps['longest_start'].isoformat()} to "
+                f"{gaps['longest_end'].isoformat()}")
+        if gaps["longest"] > MAX_GAP and not allow_gaps:
+            raise GruowError(f"{span} span a gap of {hole}; a backtest would hold positions across it as if no "
+                             "time had passed. Choose a range without it (`gruow data info` lists the gaps) or "
+                             "pass --allow-gaps to run across it")
+        log.warning("%s: %d gap(s) in the candles (%d missing); the longest is %s. Positions are held across "
+                    "gaps as if no time had passed", span, gaps["count"], gaps["missing"], hole)
+
+    if getattr(rules.params, "allow_short", False) and ":" not in str(meta["symbol"]):
+        log.warning("--short on the spot pair %s: shorting is simulated as if margin or a perpetual were "
+                    "available (a short sale credits its proceeds; no borrow fee, funding or liquidation)",
+                    meta["symbol"])
+
+    in_sample, overlap = (None, None) if strategy == "gru" else (False, None)
     if strategy == "gru":
-        if forecasts is None:
-            if model is None:
-                raise GruowError("--strategy gru needs a model: pass --model NAME (a checkpoint in HOME/models, made "
-                                 "by `gruow train`)")
-            from forecaster import forecast
+        if ckpt is not None:
+            from forecaster import forecast, training_overlap
 
-            ckpt, model_hash, model_meta = _load_model(model)
+            both = training_overlap(ckpt, meta["symbol"], range_start, range_end)
+            in_sample = both is not None
+            if both is not None:
+                overlap = {"start": both[0].isoformat(), "end": both[1].isoformat()}
+                trained = ckpt.meta["data"]
+                log.warning("the backtest range %s … %s overlaps model %s's training range %s … %s (in %s … %s): "
+                            "results there are in-sample and optimistic", range_start.isoformat(),
+                            range_end.isoformat(), ckpt.name, trained["start"], trained["end"], overlap["start"],
+                            overlap["end"])
             t0 = time.perf_counter()
             forecasts = forecast(ckpt, feed_candles, cache_dir=cache_dir, progress=progress)
             timings["forecast_s"] = time.perf_counter() - t0
@@ -221,15 +327,18 @@ def run_backtest(
     bar, update = _progress_bar(progress, n, f"backtest {strategy}")
     cerebro.addstrategy(STRATEGY_CLASSES[strategy], rules=rules, signals=signals, first_decision=first_decision,
                         last_decision=last_decision, record_from=first_bar, progress=update,
-                        flat_hold=flat_hold)
+                        flat_hold=flat_hold, times=times)
     t0 = time.perf_counter()
     with bar:
         strat = cerebro.run()[0]
     timings["backtrader_s"] = time.perf_counter() - t0
     if update:
         update(n)
+    if strat.rejected:
+        log.warning("%d order(s) not filled: not affordable at the next open incl. fee (orders are sized at the "
+                    "decision close and never resized; a --stake below 1 leaves room), the first at %s; "
+                    "-v lists each", strat.rejected, times[strat.first_rejected].isoformat())
 
-    times = feed_candles.index
     trades = pd.DataFrame(
         [(times[i], "buy" if sz > 0 else "sell", abs(sz), px, fe, ca, po, why)
          for i, sz, px, fe, ca, po, why in strat.fills],
@@ -257,6 +366,8 @@ def run_backtest(
     metrics = equity_metrics(equity.to_numpy(), cash, ppy)
     metrics.update(trade_metrics(trades, positions))
     metrics["rejected_orders"] = int(strat.rejected)
+    metrics["in_sample"] = in_sample
+    metrics["training_overlap"] = overlap
     bm = equity_metrics(bench.to_numpy(), cash, ppy)
     bm.update(trade_metrics(bh_trades, np.asarray(bh_pos)))
     metrics["benchmark_total_return"] = bm["total_return"]
@@ -286,6 +397,8 @@ def run_backtest(
         "requested_start": s.isoformat() if s is not None else None,
         "requested_end": e.isoformat() if e is not None else None,
         "warmup_candles": int(first_bar),
+        "in_sample": in_sample,
+        "training_overlap": overlap,
         "fee": float(fee),
         "slippage_bps": float(slippage_bps),
         "cash": float(cash),
@@ -300,11 +413,13 @@ def run_backtest(
             "last": times[-1].isoformat(),
             "rows": int(n),
             "sha256": candles_hash(feed_candles),
+            "gaps": {k: (v.isoformat() if isinstance(v, (pd.Timestamp, pd.Timedelta)) else v)
+                     for k, v in gaps.items()},
             "synthetic": bool(meta.get("synthetic", False)),
             **{k: v for k, v in extra.items() if k in ("source", "path", "format", "seed")},
         },
         "model": {"hash": model_hash, "meta": _json_safe(model_meta), "path": str(model) if isinstance(
-            model, (str, os.PathLike)) else None} if strategy == "gru" and forecasts_hash is None else None,
+            model, (str, os.PathLike)) else None, "finished": ckpt.finished} if ckpt is not None else None,
         "forecasts_sha256": forecasts_hash,
         "versions": library_versions(),
     }
@@ -374,20 +489,22 @@ def write_ledger_csv(ledger: pd.DataFrame, path: Path) -> Path:
 
 
 def write_run(result: BacktestResult, parent: Path, *, tearsheet: bool = True) -> Path:
-    """Write a run folder under ``parent`` atomically (temporary folder, renamed at the end)."""
+    """Write a run folder under ``parent`` atomically (temporary folder, renamed at the end).
+
+    The folder is named :func:`run_id` (``-2``, ``-3``, ... appended when taken). Several processes
+    writing identical runs at once each get their own folder: the name is claimed by the rename
+    itself, which fails on a folder another run has just put there, and the next suffix is tried.
+    """
     from gruow._common import to_json
 
     parent.mkdir(parents=True, exist_ok=True)
     rid = run_id(result.config)
-    final = parent / rid
-    k = 2
-    while final.exists():
-        final = parent / f"{rid}-{k}"
-        k += 1
-    result.config["run_id"] = final.name
+    names = (rid if k == 1 else f"{rid}-{k}" for k in range(1, 10_000))
+    final = next(parent / name for name in names if not (parent / name).exists())
     result.config["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{rid}.", suffix=".tmp", dir=parent))
     try:
+        result.config["run_id"] = final.name
         atomic_write_text(tmp / "metrics.json", to_json(result.metrics) + "\n")
         atomic_write_text(tmp / "config.json", to_json(result.config) + "\n")
         write_trades_csv(result.trades, tmp / "trades.csv")
@@ -395,10 +512,20 @@ def write_run(result: BacktestResult, parent: Path, *, tearsheet: bool = True) -
         if tearsheet:
             t0 = time.perf_counter()
             write_tearsheet(tmp / TEARSHEET, result.equity, result.benchmark_equity, result.config["cash"],
-                            title=tearsheet_title(result.config), parameters=tearsheet_parameters(result.config))
+                            title=tearsheet_title(result.config),
+                            parameters=tearsheet_parameters(result.config, result.metrics))
             result.timings["tearsheet_s"] = time.perf_counter() - t0
         os.chmod(tmp, 0o755)
-        os.rename(tmp, final)
+        while True:
+            try:
+                os.rename(tmp, final)  # fails if another run took the name since (POSIX: ENOTEMPTY/EEXIST)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            final = next(parent / name for name in names if not (parent / name).exists())
+            result.config["run_id"] = final.name
+            atomic_write_text(tmp / "config.json", to_json(result.config) + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -496,6 +496,9 @@ class ReplayServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as ccxt's requests session expects
+    # headers and body go out in two writes: with Nagle on, each answer on a kept-alive
+    # connection waits ~40 ms for the client's delayed ACK
+    disable_nagle_algorithm = True
     replay: ReplayServer  # set on the subclass made in ReplayServer.start
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ._common import TIME_HELP, HomeOpt, JsonOpt, emit_json, err_console, out_console, resolve_home
+from ._common import TIME_HELP, HomeOpt, JsonOpt, emit_json, err_console, out_console, resolve_home, say
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +27,24 @@ def _load_candles(home, *, data_file: Path | None, symbol: str, exchange: str | 
         return candles
     tf = "1m" if timeframe == "auto" else timeframe
     lo = s - WARMUP * timeframe_to_timedelta(tf) if s is not None else None
-    candles = CandleStore(home.data).load(symbol, tf, lo, e, exchange=exchange)
+    store = CandleStore(home.data)
+    candles = store.load(symbol, tf, lo, e, exchange=exchange)
     if len(candles) == 0:
-        raise GruowError(f"no stored {symbol} {tf} candles in [{lo}, {e}) under {home.data}; "
-                         "import a file with `gruow data import` or pass --data FILE")
+        held = [f"{i['exchange']} {i['first'].isoformat()} to {i['last'].isoformat()}"
+                for i in store.info(symbol) if i["timeframe"] == tf and i["rows"]]
+        raise GruowError(f"no stored {symbol} {tf} candles for --start {s.isoformat()} / --end {e.isoformat()} "
+                         f"(nor in the {WARMUP} warm-up candles before --start) under {home.data}; "
+                         + (f"the store holds {symbol} {tf} from {'; '.join(held)}" if held else
+                            "import a file with `gruow data import`, download with `gruow data download` or pass "
+                            "--data FILE"))
     candles.attrs["source"] = f"store:{home.data}"
     return candles
 
 
 def backtest_cmd(
+    start: Annotated[str, typer.Option("--start", help=f"First candle of the range. {TIME_HELP}")],
+    end: Annotated[str, typer.Option("--end", help=f"End of the range (exclusive). {TIME_HELP}")],
     symbol: Annotated[str, typer.Option("--symbol", help="Market, e.g. ETH/USDC.")] = "ETH/USDC",
-    start: Annotated[Optional[str], typer.Option("--start", help=f"First candle of the range. {TIME_HELP}")] = None,
-    end: Annotated[Optional[str], typer.Option("--end", help=f"End of the range (exclusive). {TIME_HELP}")] = None,
     strategy: Annotated[str, typer.Option("--strategy", help="gru (forecast-driven), buyhold or sma (crossover).")] = "gru",
     model: Annotated[Optional[str], typer.Option("--model", help="Trained model name in HOME/models (or a checkpoint path); needed for gru.")] = None,
     data_file: Annotated[Optional[Path], typer.Option("--data", help="Read candles from this file instead of the store.")] = None,
@@ -54,11 +60,13 @@ def backtest_cmd(
     short: Annotated[bool, typer.Option("--short", help="gru: also go short on negative forecasts (perpetuals; not spot).")] = False,
     stops: Annotated[bool, typer.Option("--stops", help="gru: exit at the entry forecast's lowest low (stop) / highest high (take-profit).")] = False,
     tearsheet: Annotated[bool, typer.Option("--tearsheet/--no-tearsheet", help="Build tearsheet.html (quantstats, the slowest step); without it `gruow report RUN_DIR` builds it later.")] = True,
+    allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Run across gaps of more than a day in the candles (refused otherwise: positions would be held across them as if no time had passed).")] = False,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Backtest a strategy over [--start, --end) and write HOME/backtests/<run-id>/ (metrics, trades,
-    equity, tear sheet, config). Orders decided at a candle's close fill at the next candle's open."""
+    equity, tear sheet, config). Orders decided at a candle's close fill at the next candle's open.
+    Gaps in the candles are warned about; one longer than a day is refused unless --allow-gaps."""
     from backtests import run_backtest
 
     h = resolve_home(home)
@@ -78,7 +86,7 @@ def backtest_cmd(
     progress = (not json) and err_console.is_terminal
     result = run_backtest(candles, strategy=strategy, start=start, end=end, model=model_path, fee=fee,
                           slippage_bps=slippage_bps, cash=cash, params=params, out_dir=h.backtests,
-                          cache_dir=h.root / "cache", progress=progress, tearsheet=tearsheet)
+                          cache_dir=h.root / "cache", progress=progress, tearsheet=tearsheet, allow_gaps=allow_gaps)
     sheet = result.out_dir / "tearsheet.html" if tearsheet else None
     if json:
         emit_json({"run_dir": result.out_dir, "tearsheet": sheet, "metrics": result.metrics,
@@ -87,10 +95,9 @@ def backtest_cmd(
     out_console.print(summary_line(result.config), highlight=False, soft_wrap=True)
     out_console.print(summary_table(result.metrics, result.config))
     if sheet is not None:
-        out_console.print(f"tear sheet: {sheet}", highlight=False, soft_wrap=True)
+        say(f"tear sheet: {sheet}")
     else:
-        out_console.print(f"results: {result.out_dir} (no tear sheet; `gruow report {result.out_dir}` builds it)",
-                          highlight=False, soft_wrap=True)
+        say(f"results: {result.out_dir} (no tear sheet; `gruow report {result.out_dir}` builds it)")
 
 
 def _pct(x, sign: bool = True) -> str:
@@ -115,7 +122,8 @@ def summary_table(m: dict, cfg: dict) -> Table:
     """Strategy vs buy-and-hold: return, Sharpe, max drawdown, trades, fees, final equity."""
     b = m["benchmark"]
     d = cfg["data"]
-    t = Table(title=f"{cfg['strategy']} vs buy & hold" + (" — SYNTHETIC DATA" if d.get("synthetic") else ""),
+    t = Table(title=f"{cfg['strategy']} vs buy & hold" + (" — SYNTHETIC DATA" if d.get("synthetic") else "")
+              + (" — IN-SAMPLE (the model trained on this range)" if cfg.get("in_sample") else ""),
               title_justify="left")
     t.add_column("")
     t.add_column(cfg["strategy"], justify="right")
@@ -132,17 +140,31 @@ def summary_table(m: dict, cfg: dict) -> Table:
 
 
 def report_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `gruow backtest` (HOME/backtests/<run-id>).")],
+    run_dir: Annotated[Optional[Path], typer.Argument(help="A run folder written by `gruow backtest` (HOME/backtests/<run-id>).")] = None,
+    paper: Annotated[Optional[str], typer.Option("--paper", help="Instead: a paper session's name; writes trades.csv, equity.csv, metrics.json and the tear sheet into HOME/paper/NAME.")] = None,
+    home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Rebuild the quantstats tear sheet of a backtest run folder."""
+    """Rebuild the quantstats tear sheet of a backtest run folder (or of a paper session: --paper NAME)."""
     from backtests import build_tearsheet
 
-    path = build_tearsheet(run_dir)
+    if paper is not None:
+        from backtests import write_paper_report
+        from data import GruowError
+
+        if run_dir is not None:
+            raise GruowError("give either RUN_DIR or --paper NAME, not both")
+        path = write_paper_report(resolve_home(home).root, paper) / "tearsheet.html"
+    elif run_dir is None:
+        from data import GruowError
+
+        raise GruowError("give RUN_DIR (a folder written by `gruow backtest`) or --paper NAME")
+    else:
+        path = build_tearsheet(run_dir)
     if json:
         emit_json({"tearsheet": path})
         return
-    out_console.print(f"tear sheet: {path}", highlight=False, soft_wrap=True)
+    say(f"tear sheet: {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -69,11 +69,14 @@ class RulesStrategy(bt.Strategy):
     - ``record_from``: first bar index whose closing equity is recorded;
     - ``progress``: optional callable(bars_done) called every few thousand bars;
     - ``flat_hold``: optional list of bools from ``rules.flat_hold(signals)``: bars where ``decide``
-      would hold while flat, so the call is skipped (most bars of a selective strategy).
+      would hold while flat, so the call is skipped (most bars of a selective strategy);
+    - ``times``: optional open times of the feed's bars, to name them in log lines.
 
     After ``cerebro.run()`` the instance holds ``fills`` (one tuple per fill: bar index, signed
     size, price, fee, cash after, position after, reason), ``rec_equity``/``rec_cash``/
-    ``rec_position`` (one value per recorded bar, at its close) and ``rejected`` (count of rejected orders).
+    ``rec_position`` (one value per recorded bar, at its close), ``rejected`` (count of rejected
+    orders) and ``first_rejected`` (bar index of the first, or None). Each rejection is logged at
+    DEBUG only: a run can have thousands; the caller reports the count.
     """
 
     params = (
@@ -84,6 +87,7 @@ class RulesStrategy(bt.Strategy):
         ("record_from", 0),
         ("progress", None),
         ("flat_hold", None),
+        ("times", None),
     )
 
     def __init__(self):
@@ -93,6 +97,7 @@ class RulesStrategy(bt.Strategy):
         self.rec_cash: list[float] = []
         self.rec_position: list[float] = []
         self.rejected = 0
+        self.first_rejected: int | None = None
         self._bar = -1
         self._pending = None  # (order, intent) awaiting its fill
         self._decide = self.p.rules.decide
@@ -128,13 +133,20 @@ class RulesStrategy(bt.Strategy):
                  self.state.position, intent.reason if intent else "")
             )
         else:
-            self.rejected += 1
-            log.warning(
-                "order of %+.8g ETH (%s) decided at bar %d was %s at bar %d: cash %.2f cannot pay it at "
-                "the open; not resized, counted as rejected",
-                order.created.size, intent.reason if intent else "?", bar - 1, order.getstatusname(),
-                bar, self.broker.getcash(),
-            )
+            self._reject(bar, "order of %+.8g ETH (%s) decided at the close of %s not filled at the open of %s "
+                         "(%s): not affordable at the next open incl. fee (cash %.2f, open %.8g); not resized",
+                         order.created.size, intent.reason if intent else "?", self._when(bar - 1),
+                         self._when(bar), order.getstatusname(), self.broker.getcash(), self.data.open[0])
+
+    def _when(self, bar: int) -> str:
+        times = self.p.times
+        return times[bar].isoformat() if times is not None and 0 <= bar < len(times) else f"bar {bar}"
+
+    def _reject(self, bar: int, msg: str, *args) -> None:
+        self.rejected += 1
+        if self.first_rejected is None:
+            self.first_rejected = bar
+        log.debug(msg, *args)
 
     def next(self):
         i = self._bar = self._bar + 1
@@ -162,9 +174,8 @@ class RulesStrategy(bt.Strategy):
         elif intent.size < 0.0:
             self._pending = (self.sell(size=-intent.size, exectype=bt.Order.Market), intent)
         elif intent.rejected:
-            self.rejected += 1
-            log.warning("bar %d: %s wanted to enter but cash %.2f buys no ETH; counted as rejected",
-                        i, type(self.p.rules).__name__, broker.cash)
+            self._reject(i, "%s: %s wanted to enter but cash %.2f buys no ETH incl. fee; counted as rejected",
+                         self._when(i), type(self.p.rules).__name__, broker.cash)
 
 
 class GRUForecastStrategy(RulesStrategy):

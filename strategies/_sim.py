@@ -121,6 +121,9 @@ class BarRunner:
 
     Call :meth:`on_bar` once per bar in order. An intent decided at the close of bar t is filled at
     the open of bar t+1 inside the next :meth:`on_bar` call, before that bar's decision.
+    Rejected orders are counted in ``rejected`` (the first at bar ``first_rejected``) and logged at
+    ``log_level`` (WARNING: live, each one matters; :func:`simulate` uses DEBUG and lets its caller
+    summarise).
     """
 
     rules: object
@@ -130,6 +133,8 @@ class BarRunner:
     pending: tuple[Intent, float] | None = None  # (intent, close it was decided at)
     fills: list[Fill] = field(default_factory=list)
     rejected: int = 0
+    first_rejected: int | None = None
+    log_level: int = logging.WARNING
 
     def __post_init__(self):
         if self.broker is None:
@@ -144,9 +149,9 @@ class BarRunner:
             self.pending = None
             done = broker.execute(intent.size, created, open_)
             if done is None:
-                self.rejected += 1
-                log.warning("bar %d: order of %+.8g ETH (%s) rejected: cash %.2f cannot pay it at the open",
-                            bar, intent.size, intent.reason, broker.cash)
+                self._reject(bar, "bar %d: order of %+.8g ETH (%s) not filled: not affordable at the next open "
+                             "incl. fee (cash %.2f, open %.8g); not resized", bar, intent.size, intent.reason,
+                             broker.cash, open_)
             else:
                 state.on_fill(intent.size, intent)
                 self.fills.append(Fill(bar, intent.size, done[0], done[1], broker.cash, broker.position, intent.reason))
@@ -159,9 +164,15 @@ class BarRunner:
             elif intent.size != 0.0:
                 self.pending = (intent, close)
             elif intent.rejected:
-                self.rejected += 1
-                log.warning("bar %d: wanted to enter but cash %.2f buys no ETH; counted as rejected", bar, broker.cash)
+                self._reject(bar, "bar %d: wanted to enter but cash %.2f buys no ETH incl. fee; counted as rejected",
+                             bar, broker.cash)
         return equity
+
+    def _reject(self, bar: int, msg: str, *args) -> None:
+        self.rejected += 1
+        if self.first_rejected is None:
+            self.first_rejected = bar
+        log.log(self.log_level, msg, *args)
 
 
 def simulate(rules, opens, closes, signals, *, cash: float, first_decision: int, last_decision: int,
@@ -171,7 +182,7 @@ def simulate(rules, opens, closes, signals, *, cash: float, first_decision: int,
     Returns ``(fills, equity, cash, position, rejected)`` with equity/cash/position recorded at the
     close of bars ``record_from..``.
     """
-    runner = BarRunner(rules, cash)
+    runner = BarRunner(rules, cash, log_level=logging.DEBUG)
     eq, cs, ps = [], [], []
     empty = ()
     for i in range(len(closes)):

@@ -85,11 +85,19 @@ def test_unaffordable_fill_is_rejected_logged_and_counted(caplog):
     # the next decision (close 110) fills at 109.9
     c = hand_candles([100, 110, 109.9, 110], [100, 110, 110, 111])
     fc = hand_forecasts(c, [0.05, 0.05, 0.0, 0.0])
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.DEBUG, logger="strategies"):
         r = run_backtest(c, strategy="gru", start=c.index[1], forecasts=fc, fee=0.0, cash=1_000.0,
                          params=GRUParams(stake=1.0), progress=False)
     assert r.metrics["rejected_orders"] == 1
-    assert "rejected" in caplog.text or "Margin" in caplog.text
+    # the detail at DEBUG names the bars' times and the open it failed at; one WARNING sums up
+    detail = [x.getMessage() for x in caplog.records if x.name == "strategies._bt" and x.levelno == logging.DEBUG]
+    assert len(detail) == 1
+    assert ("decided at the close of 2025-01-01T00:00:00+00:00 not filled at the open of 2025-01-01T00:01:00+00:00"
+            in detail[0]) and "not affordable at the next open incl. fee" in detail[0] and "open 110" in detail[0]
+    warnings = [x.getMessage() for x in caplog.records if x.levelno == logging.WARNING]
+    assert warnings == [w for w in warnings if "not filled" not in w or w.startswith("1 order(s) not filled")]
+    assert any(w.startswith("1 order(s) not filled: not affordable") and "first at 2025-01-01T00:01:00+00:00" in w
+               for w in warnings)
     assert r.trades["time"].tolist() == [c.index[2]]
     assert r.trades["size"].iloc[0] == pytest.approx(1_000.0 / 110.0)
 

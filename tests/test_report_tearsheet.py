@@ -81,6 +81,39 @@ def test_build_tearsheet_rebuilds_a_run_folder(tmp_path):
     assert "GRU-ow sma on ETH/USDC 1m" in again
     # same content apart from the embedded figures' random ids
     assert len(again) == pytest.approx(len(first), rel=0.02)
+    # the header gives the per-minute figures of metrics.json beside the sheet's daily ones
+    m = r.metrics
+    note = (f"this sheet's tables and charts use daily-compounded returns; per-1m figures (metrics.json): Sharpe "
+            f"{m['sharpe']:.2f}, max drawdown {100 * m['max_drawdown']:.2f}%")
+    assert note in first and note in again
+
+
+def test_build_tearsheet_refuses_a_damaged_run_folder(tmp_path):
+    c = read_candles(shared_file("eth_usdc_1m_hyperliquid_2025-07-21.csv"), symbol="ETH/USDC",
+                     exchange="hyperliquid").iloc[-1_000:]
+    run = run_backtest(c, strategy="sma", out_dir=tmp_path, progress=False, tearsheet=False).out_dir
+    good = {name: (run / name).read_text() for name in ("equity.csv", "trades.csv", "metrics.json")}
+    assert len(good["trades.csv"].splitlines()) > 3
+    eq = good["equity.csv"].splitlines(keepends=True)
+    last = eq[-1].split(",")
+    last[4] = str(float(last[4]) + 1.0)  # the final equity, edited
+    cases = [
+        ("equity.csv", "".join(eq[:4]), "equity.csv: 3 row(s), but metrics.json says the run has 872 bars"),
+        ("equity.csv", "".join(eq[:-1] + [",".join(last)]), "equity.csv: final equity"),
+        ("equity.csv", "".join(eq[:-1] + ["2025-07-26T04:43:00+00:00,1,1,0,x,1\n"]), "equity.csv: not a readable"),
+        ("trades.csv", "".join(good["trades.csv"].splitlines(keepends=True)[:3]), "trades.csv: 2 fill(s), but "
+                                                                                  "metrics.json says"),
+        ("metrics.json", "{", "metrics.json: not valid JSON"),
+    ]
+    for name, text, message in cases:
+        (run / name).write_text(text)
+        with pytest.raises(GruowError, match=re.escape(message)):
+            build_tearsheet(run)
+        (run / name).write_text(good[name])
+        assert not (run / "tearsheet.html").exists()
+    (run / "metrics.json").unlink()
+    with pytest.raises(GruowError, match="metrics.json: not found"):
+        build_tearsheet(run)
     with pytest.raises(GruowError, match="not a folder"):
         build_tearsheet(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
