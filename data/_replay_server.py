@@ -29,6 +29,7 @@ mid-download). Every request is logged in :attr:`ReplayServer.requests`.
 """
 from __future__ import annotations
 
+import sys
 import json
 import logging
 import random
@@ -222,7 +223,7 @@ class ReplayServer:
             return self
         handler = type("_Handler", (_Handler,), {"replay": self})
         try:
-            self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
+            self._httpd = _QuietServer(("127.0.0.1", self._port), handler)
         except OSError as exc:
             raise GruowError(f"--port {self._port}: cannot listen on 127.0.0.1 ({exc.strerror})") from None
         self._httpd.daemon_threads = True
@@ -492,6 +493,20 @@ class ReplayServer:
         t = self.ticker_24hr(symbol, 0)
         t["openTime"], t["closeTime"] = now_ms - 86_400_000, now_ms
         return t
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a killed paper trader, a timed-out request) is normal
+    here: log it at DEBUG instead of printing socketserver's traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("client %s went away: %s", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
