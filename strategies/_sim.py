@@ -1,8 +1,9 @@
 """A bar-by-bar runner of the rules with a simulated broker, without backtrader.
 
 :class:`SimBroker` fills orders under the contract of ``strategies._execution`` with the same
-arithmetic as the backtrader broker set up by ``configure_broker`` (tests check they agree to
-1e-9). :class:`BarRunner` drives rules + position state + broker one closed bar at a time; the
+arithmetic as the backtrader broker set up by ``configure_broker``, operation for operation, so
+fills, fees and equity agree bit for bit (the paper-trading parity tests compare the files byte
+for byte). :class:`BarRunner` drives rules + position state + broker one closed bar at a time; the
 paper trader uses it live, the backtest runner uses it for the buy-and-hold benchmark.
 """
 from __future__ import annotations
