@@ -31,6 +31,15 @@ next open and no new entry is made — for good after a drawdown trip, until the
 a daily-loss trip. Both are fractions (defaults 0.25 and 0.10); None disables them. The backtest
 has no kill switch: a session equals a backtest only while the switch has not tripped.
 
+**Starting**: until the first poll succeeds, an exchange that does not answer for ``STARTUP_S``
+seconds is an error ("cannot reach ..."); a failed first start removes the session folder (it
+holds nothing yet). Once running, the trader retries patiently. Resuming with another
+``exchange_url`` is allowed (it is where candles come from, not part of the session's settings)
+and logged as a WARNING naming both hosts. When the exchange's clock runs on but no new candle
+comes (e.g. past a replay's end), the trader logs "no new candles from the exchange for N
+minute(s)" (1, 2, 4, 8 ... minutes) and its health reports ``no_new_candles_min``. Per-candle
+progress is logged at DEBUG, with one INFO summary at most per minute or 1000 candles.
+
 **Stopping**: ``request_stop`` (``gruow paper stop``) writes a stop file; SIGTERM/SIGINT set the
 same flag. The trader finishes the candle in progress, exports ``trades.csv``/``equity.csv`` and
 exits. A second SIGINT aborts at once (the open transaction is rolled back).
@@ -44,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import shutil
 import logging
 import math
 import os
@@ -72,6 +82,8 @@ BOOTSTRAP = WARMUP + MIN_WINDOWS - 1
 CHUNK = 512  # candles per forecast batch during a catch-up
 SECRET_ENV = {"apiKey": "GRUOW_API_KEY", "secret": "GRUOW_API_SECRET", "password": "GRUOW_API_PASSWORD"}
 _DAY_MS = 86_400_000
+STARTUP_S = 5.0  # seconds of failed requests before a session's first poll gives up on an unreachable exchange
+SUMMARY_S, SUMMARY_N = 60.0, 1000  # at most one INFO "processed" line per minute or per this many candles
 
 
 # ---------------------------------------------------------------------------------------- settings
@@ -326,25 +338,39 @@ class PaperTrader:
         self._redact = RedactFilter(self._secrets.values())
         self._clock0: tuple[float, int] | None = None
         self._clock_rate = 1.0
+        self._clock_known = False  # until measured, poll quickly (a replay server may run 600x)
+        self._info_at: tuple[float, int] | None = None  # (monotonic, processed) of the last INFO summary
+        self._stale_ms: int | None = None  # exchange time without a new candle past the last one's close
+        self._stale_logged = 0
 
     # ---- public -------------------------------------------------------------------------------
     def run(self) -> dict:
         """Run until stopped, ``max_candles`` reached, or a fatal error; returns :func:`paper_status`."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self._lock(), self._logging(), self._signal_handlers():
-            (self.folder / STOP_FILE).unlink(missing_ok=True)  # a stop file from before this start
-            self.state = PaperState.open(self.folder)
-            try:
-                self._run()
-            except StopRequested:  # asked to stop while waiting for the exchange
-                pass
-            except BaseException as exc:
-                self.stop_reason = self.stop_reason or f"error: {type(exc).__name__}: {self._redact.redact(str(exc))}"
-                raise
-            finally:
-                self.state.add_event("stop", {"reason": self.stop_reason or "stopped", "pid": os.getpid()})
-                self.state.close()
-                (self.folder / STOP_FILE).unlink(missing_ok=True)
+        started = True
+        try:
+            with self._lock(), self._logging(), self._signal_handlers():
+                (self.folder / STOP_FILE).unlink(missing_ok=True)  # a stop file from before this start
+                self.state = PaperState.open(self.folder)
+                try:
+                    self._run()
+                except StopRequested:  # asked to stop while waiting for the exchange
+                    pass
+                except BaseException as exc:
+                    self.stop_reason = self.stop_reason or f"error: {type(exc).__name__}: {self._redact.redact(str(exc))}"
+                    raise
+                finally:
+                    started = self.state.started()
+                    if started:
+                        self.state.add_event("stop", {"reason": self.stop_reason or "stopped", "pid": os.getpid()})
+                    self.state.close()
+                    (self.folder / STOP_FILE).unlink(missing_ok=True)
+        finally:
+            if not started:  # a failed first start leaves no empty session behind (it holds nothing)
+                shutil.rmtree(self.folder, ignore_errors=True)
+        if not started:  # stopped before the bootstrap finished
+            return {"name": self.name, "folder": str(self.folder), "running": False, "pid": None,
+                    "settings": self.s.to_dict(), "created": None, "health": "not started", "processed": 0}
         from ._paper_report import export_session, paper_status_dir
 
         export_session(self.folder)
@@ -358,10 +384,27 @@ class PaperTrader:
         self.bench_rules = make_rules("buyhold", bh_params, fee=s.fee, slippage_bps=s.slippage_bps)
         self.ckpt = self._load_model()
         self.context = BOOTSTRAP + (getattr(self.rules.params, "slow", 0) or 0)
+        # until the first poll succeeds, give up after STARTUP_S seconds of failures: an unreachable exchange
+        # at start is a user mistake (wrong --exchange-url, no network), reported at once; once running,
+        # retry forever
         self.retry = Retrier(s.exchange, base_delay=self.retry_delay, max_delay=self.max_retry_delay,
-                             should_stop=self._should_stop, redact=self._redact.redact,
+                             give_up_after=STARTUP_S, should_stop=self._should_stop, redact=self._redact.redact,
                              on_retry=lambda: self._health(None))
         self.ex = self._client()
+        import ccxt
+
+        try:
+            self._start()
+        except ccxt.NetworkError as exc:
+            where = self.exchange_url or s.exchange
+            raise GruowError(f"cannot reach {where} ({s.exchange}): {type(exc).__name__}: "
+                             f"{self._redact.redact(' '.join(str(exc).split())[:200])}"
+                             f" — check --exchange-url / the network") from None
+        self._loop()
+
+    def _start(self) -> None:
+        """Markets, bootstrap or restore, and the first poll (with bounded retries)."""
+        s = self.s
         self.retry(self.ex.load_markets)
         from data import normalize_symbol
 
@@ -372,11 +415,19 @@ class PaperTrader:
         if not self.state.started():
             self._bootstrap()
         self._restore()
+        starts = self.state.events("start")
+        if starts and starts[-1]["detail"].get("exchange_url") != self.exchange_url:
+            # documented choice: the host is where candles come from, not what the session is; a move
+            # (another replay server, a mirror) is allowed but said loudly
+            log.warning("paper %s: --exchange-url is now %s; the session last ran against %s", self.name,
+                        self.exchange_url or "(the exchange's own)",
+                        starts[-1]["detail"].get("exchange_url") or "(the exchange's own)")
         self.state.add_event("start", {"pid": os.getpid(), "exchange_url": self.exchange_url,
                                        "processed": self.processed})
         log.info("paper %s: %s %s %s, %s strategy, %d candle(s) processed so far, last %s", self.name,
                  s.exchange, symbol, s.timeframe, s.strategy, self.processed, ms_to_ts(self.last_ts).isoformat())
-        self._loop()
+        self._poll()
+        self.retry.give_up_after = None
 
     def _load_model(self):
         if self.s.strategy != "gru":
@@ -505,18 +556,45 @@ class PaperTrader:
         while True:
             if self._done():
                 return
-            now = self.feed.server_ms()
-            self._note_clock(now)
-            got = self.feed.closed(self.last_ts + self.tf_ms, now)
-            if got.duplicates or got.refetches or got.dropped_forming > 1:
-                log.debug("poll: %d duplicate(s) ignored, %d refetch(es), %d forming dropped", got.duplicates,
-                          got.refetches, got.dropped_forming)
-            if got.candles:
-                self._process(got.candles)
-            self._health(now)
+            self._sleep(self._next_wait(self._server_now))
             if self._done():
                 return
-            self._sleep(self._next_wait(now))
+            self._poll()
+
+    def _poll(self) -> None:
+        """Read the exchange's clock, process every newly closed candle, record the feed's health."""
+        if self._done():
+            return
+        now = self.feed.server_ms()
+        self._note_clock(now)
+        if not self._clock_known and self.poll_interval is None:  # a second sample a moment later gives the exchange clock's rate
+            time.sleep(0.25)
+            now = self.feed.server_ms()
+            self._note_clock(now)
+        got = self.feed.closed(self.last_ts + self.tf_ms, now)
+        if got.duplicates or got.refetches or got.dropped_forming > 1:
+            log.debug("poll: %d duplicate(s) ignored, %d refetch(es), %d forming dropped", got.duplicates,
+                      got.refetches, got.dropped_forming)
+        if got.candles:
+            self._process(got.candles)
+        self._note_stale(now, bool(got.candles))
+        self._health(now)
+
+    def _note_stale(self, now: int, got_any: bool) -> None:
+        """Say when the exchange's clock runs on but no new candle comes (e.g. past a replay's end)."""
+        closed_since = (now - self.last_ts - self.tf_ms) // self.tf_ms  # candles that should have closed
+        if got_any or closed_since < 2:
+            if self._stale_ms is not None and got_any:
+                log.info("paper %s: candles arrive again (%s)", self.name, ms_to_ts(self.last_ts).isoformat())
+            self._stale_ms, self._stale_logged = None, 0
+            return
+        self._stale_ms = now - self.last_ts - self.tf_ms
+        minutes = self._stale_ms // 60_000
+        if minutes >= max(1, 2 * self._stale_logged):  # 1, 2, 4, 8 ... minutes: not one line per poll
+            self._stale_logged = max(1, minutes)
+            log.warning("paper %s: no new candles from the exchange for %d minute(s) (last closed candle %s, "
+                        "exchange clock %s); still polling", self.name, minutes, ms_to_ts(self.last_ts).isoformat(),
+                        ms_to_ts(now).isoformat())
 
     def _done(self) -> bool:
         if self._should_stop():
@@ -547,7 +625,13 @@ class PaperTrader:
         if not done:
             return
         eq = self._last_equity
-        log.info("processed %d candle(s) up to %s: equity %.2f (%+.2f %%), position %.8g %s", done,
+        mono = time.monotonic()
+        # one INFO summary at most per SUMMARY_S seconds or SUMMARY_N candles; the rest at DEBUG
+        summary = (self._info_at is None or mono - self._info_at[0] >= SUMMARY_S
+                   or self.processed - self._info_at[1] >= SUMMARY_N)
+        if summary:
+            self._info_at = (mono, self.processed)
+        log.log(logging.INFO if summary else logging.DEBUG, "processed %d candle(s) up to %s: equity %.2f (%+.2f %%), position %.8g %s", done,
                  ms_to_ts(self.last_ts).isoformat(), eq, 100 * (eq / self.s.cash - 1), self.runner.broker.position,
                  self.s.symbol.split("/")[0])
 
@@ -621,13 +705,18 @@ class PaperTrader:
             self._clock0 = (mono, now)
             return
         dt = mono - self._clock0[0]
-        if dt > 2.0:
+        if dt >= 0.2:  # the exchange's clock has millisecond resolution: 0.2 s gives its rate well enough
             self._clock_rate = min(max((now - self._clock0[1]) / (dt * 1000.0), 1.0), 1e6)
+            self._clock_known = True
+        if dt > 60.0:  # a sliding anchor follows a replay server whose speed changes
+            self._clock0 = (mono, now)
 
     def _next_wait(self, now: int) -> float:
         if self.poll_interval is not None:
             return self.poll_interval
         next_close = self.last_ts + 2 * self.tf_ms
+        if self._stale_ms is not None:  # the exchange lags its clock: wait for its next candle boundary
+            next_close = (now // self.tf_ms + 1) * self.tf_ms
         virtual_s = max(0, next_close - now) / 1000.0 + 1.0  # a second of grace for the exchange
         return min(max(virtual_s / self._clock_rate, 0.05), self.tf_ms / 1000.0)
 
@@ -656,7 +745,9 @@ class PaperTrader:
             "pid": os.getpid(), "last_poll": getattr(self, "_last_poll", None),
             "server_time": ms_to_ts(now).isoformat() if now is not None else None,
             # closed candles not yet processed when the exchange's clock was read
-            "behind": max(0, (now - last - self.tf_ms) // self.tf_ms) if now is not None and last is not None else None,
+            "behind": (max(0, (now - last - self.tf_ms) // self.tf_ms) if now is not None and last is not None
+                       and self._stale_ms is None else 0 if self._stale_ms is not None else None),
+            "no_new_candles_min": None if self._stale_ms is None else self._stale_ms // 60_000,
             "retries": self.retry.retries, "retries_by_error": self.retry.counts,
             "consecutive_failures": self.retry.consecutive, "last_error": self.retry.last_error,
         })

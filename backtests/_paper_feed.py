@@ -4,7 +4,8 @@
 subclasses ``RequestTimeout``, ``RateLimitExceeded`` (429), ``DDoSProtection``,
 ``ExchangeNotAvailable`` (5xx), dropped connections — with exponential backoff (at least the
 server's ``Retry-After``), logging every retry. A live trader does not give up on an outage: it
-keeps retrying, at most ``max_delay`` apart, until the call succeeds or a stop is requested.
+keeps retrying, at most ``max_delay`` apart, until the call succeeds or a stop is requested
+(``give_up_after`` bounds this at start-up only).
 Other ccxt errors (bad symbol, authentication, ...) are not retried.
 
 :meth:`LiveCandles.closed` returns the candles that are CLOSED on the exchange's clock:
@@ -49,7 +50,9 @@ class Retrier:
     """Retry ccxt calls on network trouble with exponential backoff (see the module docstring).
 
     ``base_delay * 2**k`` seconds before the k-th retry (k from 0), capped at ``max_delay``, and
-    at least the ``Retry-After`` of a 429. ``max_attempts`` None = keep trying. ``should_stop()``
+    at least the ``Retry-After`` of a 429. ``max_attempts`` None = keep trying; ``give_up_after``
+    seconds: re-raise rather than wait past that long since a call's first failure (None = never;
+    the trader's start-up uses it to report an unreachable exchange at once). ``should_stop()``
     is checked while waiting (a stop raises :class:`StopRequested`). ``redact`` cleans error
     text before it is logged; ``on_retry()`` is called before each wait (the trader records its
     health there). ``counts`` tallies retries by error class; ``retries`` in total; ``consecutive``
@@ -60,6 +63,7 @@ class Retrier:
     base_delay: float = 1.0
     max_delay: float = 60.0
     max_attempts: int | None = None
+    give_up_after: float | None = None
     should_stop: Callable[[], bool] = lambda: False
     redact: Callable[[str], str] = lambda s: s
     on_retry: Callable[[], None] | None = None
@@ -71,6 +75,7 @@ class Retrier:
     def __call__(self, fn, *args, **kwargs):
         ccxt = _ccxt()
         attempt = 0
+        first_failure = None
         while True:
             try:
                 result = fn(*args, **kwargs)
@@ -78,6 +83,7 @@ class Retrier:
                 return result
             except ccxt.NetworkError as exc:
                 attempt += 1
+                first_failure = time.monotonic() if first_failure is None else first_failure
                 name = type(exc).__name__
                 self.counts[name] = self.counts.get(name, 0) + 1
                 self.retries += 1
@@ -88,6 +94,8 @@ class Retrier:
                 wait = min(self.max_delay, self.base_delay * 2 ** min(attempt - 1, 30))
                 if isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded)):  # 429/418: honour Retry-After
                     wait = max(wait, min(self.max_delay, _retry_after(getattr(fn, "__self__", None))))
+                if self.give_up_after is not None and time.monotonic() - first_failure + wait > self.give_up_after:
+                    raise
                 level = logging.WARNING if self.consecutive < 20 else logging.ERROR
                 log.log(level, "%s: %s on %s (%s); retry %d in %.2f s", self.exchange_id, name,
                         getattr(fn, "__name__", "call"), self.redact(_short(exc, 100)), attempt, wait)

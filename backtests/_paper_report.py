@@ -23,6 +23,9 @@ from ._paper_state import STATE_FILE, STOP_FILE, PaperState, ms_to_ts, running_p
 from ._runner import TRADE_COLUMNS, write_ledger_csv, write_trades_csv
 
 
+CRASHED = "not running (no clean stop recorded — crashed or killed)"
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -53,11 +56,12 @@ def _known(parent: Path) -> str:
     return f" (sessions: {', '.join(names)})" if names else " (none yet; start one with `gruow paper`)"
 
 
-def paper_status(home: str | os.PathLike, name: str) -> dict:
-    """Equity, position, P&L, fills, last candle and health of session ``name`` (see :func:`paper_status_dir`)."""
-    folder = session_dir(home, name)
+def paper_status(home: str | os.PathLike, name: str, *, option: str = "--state") -> dict:
+    """Equity, position, P&L, fills, last candle and health of session ``name`` (see :func:`paper_status_dir`);
+    errors name the CLI ``option`` that gave the name."""
+    folder = session_dir(home, name, option)
     if not (folder / STATE_FILE).is_file():
-        raise GruowError(f"--state {name!r}: no paper session in {folder.parent}{_known(folder.parent)}")
+        raise GruowError(f"{option} {name!r}: no paper session in {folder.parent}{_known(folder.parent)}")
     return paper_status_dir(folder)
 
 
@@ -73,11 +77,13 @@ def paper_status_dir(folder: Path) -> dict:
     """Status of the session in ``folder``.
 
     Keys: name, running, pid, health (``running``, ``retrying``, ``halted``, ``stopped``,
-    ``not started``), settings, start (first processed candle), last_candle (open time of the
+    ``not started``, or :data:`CRASHED` when no trader holds the lock and its last start has no
+    recorded stop: it was killed or crashed), settings, start (first processed candle), last_candle (open time of the
     last processed one), processed, equity, cash, position, entry_price, pnl, return,
     max_drawdown, benchmark_equity, fills, rejected_orders, pending (the order waiting for the next
     open), halted (kill switch reason or None), halted_until, gaps, behind (closed candles not yet
-    processed at the last poll), retries, last_error, last_poll, last_stop.
+    processed at the last poll), no_new_candles_min (minutes of exchange time without a new candle
+    past the last one's close, e.g. past a replay's end; None when candles come), retries, last_error, last_poll, last_stop.
     """
     folder = Path(folder)
     pid = running_pid(folder)
@@ -91,6 +97,8 @@ def paper_status_dir(folder: Path) -> dict:
         health = st.health()
         n_fills = st.count("fills")
         stops = st.events("stop")
+        last_run_event = st.conn.execute("SELECT kind FROM events WHERE kind IN ('start', 'stop') ORDER BY seq DESC "
+                                         "LIMIT 1").fetchone()
         last_eq = st.conn.execute("SELECT equity, benchmark_equity, cash, position FROM equity ORDER BY ts DESC "
                                   "LIMIT 1").fetchone()
         eq_all = [r[0] for r in st.conn.execute("SELECT equity FROM equity ORDER BY ts")]
@@ -109,7 +117,7 @@ def paper_status_dir(folder: Path) -> dict:
     kill = blob["kill"]
     halted = kill.get("halted")
     if pid is None:
-        state = "stopped"
+        state = "stopped" if last_run_event is not None and last_run_event[0] == "stop" else CRASHED
     elif halted:
         state = "halted"
     elif int(health.get("consecutive_failures") or 0) > 0:
@@ -136,6 +144,7 @@ def paper_status_dir(folder: Path) -> dict:
         halted_until=ms_to_ts(kill["halt_until"]).isoformat() if kill.get("halt_until") else None,
         gaps=int(blob.get("gaps", 0)),
         behind=health.get("behind"),
+        no_new_candles_min=health.get("no_new_candles_min"),
         retries=health.get("retries", 0),
         retries_by_error=health.get("retries_by_error", {}),
         last_error=health.get("last_error"),
@@ -165,15 +174,15 @@ def export_session(folder: str | os.PathLike) -> tuple[Path, Path]:
     return write_trades_csv(trades, folder / "trades.csv"), write_ledger_csv(ledger, folder / "equity.csv")
 
 
-def write_paper_report(home: str | os.PathLike, name: str, *, tearsheet: bool = True) -> Path:
+def write_paper_report(home: str | os.PathLike, name: str, *, tearsheet: bool = True, option: str = "--paper") -> Path:
     """Write the session's ``trades.csv``, ``equity.csv``, ``metrics.json``, ``config.json`` and
     (``tearsheet``) ``tearsheet.html`` into ``HOME/paper/<name>/``, in the backtest's formats;
     returns the folder. Metrics are those of a backtest (``backtests._metrics``), plus the paper
     session's halts, gaps and rejected orders."""
     from ._report import build_tearsheet
 
-    folder = session_dir(home, name)
-    status = paper_status(home, name)
+    folder = session_dir(home, name, option)
+    status = paper_status(home, name, option=option)
     if not status.get("processed"):
         raise GruowError(f"paper session {name!r} has not processed a candle yet; nothing to report")
     export_session(folder)

@@ -74,10 +74,10 @@ def ms_to_ts(ms: int) -> pd.Timestamp:
     return pd.Timestamp(int(ms), unit="ms", tz="UTC")
 
 
-def session_dir(home, name: str) -> Path:
-    """``HOME/paper/<name>``; ``name`` must be a plain file name."""
+def session_dir(home, name: str, option: str = "--state") -> Path:
+    """``HOME/paper/<name>``; ``name`` must be a plain file name (errors name ``option``)."""
     if not _NAME_RE.fullmatch(str(name)):
-        raise GruowError(f"--state {name!r} must be a plain name of letters, digits, '.', '_' or '-'")
+        raise GruowError(f"{option} {name!r} must be a plain name of letters, digits, '.', '_' or '-'")
     return Path(home) / "paper" / str(name)
 
 

@@ -359,6 +359,11 @@ class ReplayServer:
             hi = min(hi, lo + limit)
         else:
             lo = max(0, hi - limit)
+        end_ms = int(self._t[-1]) + self.tf_ms
+        if now_ms >= end_ms + self.tf_ms and not getattr(self, "_end_logged", False):
+            self._end_logged = True  # once: past the data the clock runs on, but no candle comes
+            log.warning("end of data at %s: the replay has no candles after it; answering [] from now on",
+                        _iso(end_ms))
         return 200, self._rows(lo, max(lo, hi), now_ms)
 
     def ticker_24hr(self, symbol: str, now_ms: int) -> dict:

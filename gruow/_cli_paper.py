@@ -1,4 +1,7 @@
-"""CLI: ``gruow paper`` (run a paper-trading session), ``gruow paper status``, ``gruow paper stop``.
+"""CLI: ``gruow paper run`` (run a paper-trading session), ``gruow paper status``, ``gruow paper stop``.
+
+``gruow paper --help`` lists the sub-commands only; ``gruow paper --model m ...`` (options first, no
+sub-command) is read as ``gruow paper run --model m ...``.
 
 Thin layers over ``backtests.run_paper`` / ``paper_status`` / ``request_stop``. Settings options
 default to None: a new session takes the documented defaults, a resumed one (same ``--state``)
@@ -12,13 +15,25 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
 from ._common import HomeOpt, JsonOpt, emit_json, err_console, out_console, resolve_home
 
+class _PaperGroup(TyperGroup):
+    """``gruow paper --opt ...`` (an option where the sub-command goes) means ``gruow paper run --opt ...``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0].startswith("-") and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
 paper_app = typer.Typer(
     name="paper",
-    help="Paper-trade a strategy live on an exchange's candles (simulated fills, state in HOME/paper/NAME).",
-    no_args_is_help=False,
+    cls=_PaperGroup,
+    help="Paper-trade a strategy live on an exchange's candles (simulated fills, state in HOME/paper/NAME). "
+         "Start one with `gruow paper run --model NAME` (`gruow paper --model NAME` works too).",
+    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -27,7 +42,6 @@ StateOpt = Annotated[str, typer.Option("--state", help="Session name: state live
 
 
 def run_cmd(
-    ctx: typer.Context,
     exchange: Annotated[Optional[str], typer.Option("--exchange", help="ccxt exchange id. (default binance)")] = None,
     symbol: Annotated[Optional[str], typer.Option("--symbol", help="Market. (default ETH/USDC)")] = None,
     timeframe: Annotated[Optional[str], typer.Option("--timeframe", help="Candle length. (default 1m)")] = None,
@@ -55,8 +69,6 @@ def run_cmd(
 ) -> None:
     """Start (or resume) a paper-trading session: live closed candles through ccxt, the backtest's
     strategy and fill model, state in SQLite. Stop it with `gruow paper stop --state NAME` or Ctrl-C."""
-    if ctx.invoked_subcommand is not None:
-        return
     from backtests import run_paper
 
     h = resolve_home(home)
@@ -133,8 +145,11 @@ def _money(x) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.2f}"
 
 
-def _pct(x) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:+.2f} %"
+def _pct(x, signed: bool = True) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    x = 0.0 if x == 0 else x  # no "-0.00"
+    return f"{100 * x:+.2f} %" if signed and x != 0 else f"{100 * x:.2f} %"
 
 
 def status_table(st: dict) -> Table:
@@ -154,14 +169,16 @@ def status_table(st: dict) -> Table:
         t.add_row("position", f"{st['position']:.8g} {base}" + (f" bought at {st['entry_price']:.6g}"
                                                                  if st.get("entry_price") else "")
                   + f", cash {_money(st['cash'])}")
-        t.add_row("max drawdown", _pct(st["max_drawdown"]))
+        t.add_row("max drawdown", _pct(st["max_drawdown"], signed=False))
         t.add_row("fills", f"{st['fills']:,} ({st['rejected_orders']} rejected order(s))")
         t.add_row("pending order", "none" if not pending else f"{pending['size']:+.8g} {base} ({pending['reason']}) "
                                                               "at the next open")
         t.add_row("kill switch", "armed" if not st.get("halted") else
                   f"HALTED ({st['halted']})" + (f" until {st['halted_until']}" if st.get("halted_until") else ""))
+        lag = (f"no new candles from the exchange for {st['no_new_candles_min']} minute(s)"
+               if st.get("no_new_candles_min") is not None else f"{st.get('behind') or 0} closed candle(s) behind")
         t.add_row("feed", f"{st['gaps']} gap(s), {st.get('retries', 0)} retried request(s), "
-                          f"{st.get('behind') or 0} closed candle(s) behind at the last poll ({st.get('last_poll')})")
+                          f"{lag} at the last poll ({st.get('last_poll')})")
         if st.get("last_error"):
             t.add_row("last error", st["last_error"])
     if st.get("last_stop") and not st.get("running"):
@@ -182,7 +199,6 @@ def sessions_table(sessions: list[dict], parent: Path) -> Table:
     return t
 
 
-paper_app.callback(invoke_without_command=True)(run_cmd)
 paper_app.command("run")(run_cmd)
 paper_app.command("status")(status_cmd)
 paper_app.command("stop")(stop_cmd)
