@@ -20,7 +20,6 @@ fully trained checkpoint.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -36,12 +35,8 @@ import backtrader as bt  # noqa: E402
 from backtests import run_backtest  # noqa: E402
 from backtests._feed import make_feed  # noqa: E402
 from data import read_candles  # noqa: E402
+from _shared import shared_data_dir  # noqa: E402
 from strategies import GRUForecastStrategy, IdleStrategy, configure_broker, make_rules  # noqa: E402
-
-
-def shared_data_dir() -> Path:
-    env = os.environ.get("GRUOW_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
 
 
 def time_cerebro(candles, strategy_cls, **kwargs) -> float:

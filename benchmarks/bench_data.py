@@ -16,7 +16,6 @@ Medians of ``--repeat`` runs; absolute times are printed for orientation only.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -29,11 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from data import CandleStore, read_candles  # noqa: E402
-
-
-def shared_data_dir() -> Path:
-    env = os.environ.get("GRUOW_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+from _shared import shared_data_dir  # noqa: E402
 
 
 def median_time(fn, repeat: int) -> float:

@@ -25,11 +25,12 @@ import torch
 from torch import nn
 
 from data import read_candles, segments
+from _shared import shared_data_dir
 from forecaster import TrainConfig, forecast, train
 from forecaster._config import default_batch_size, torch_threads
 from forecaster._features import candle_arrays, clip_runs, split_rows, window_ends
 
-SHARED = Path(os.environ.get("GRUOW_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = shared_data_dir()
 MONTH = SHARED / "eth_usdt_1m_binance_2025-06.csv"
 
 

@@ -85,7 +85,7 @@ def _sigterm(signum, frame):
 
 
 def _fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] ", end="", highlight=False)
+    err_console.print("[bold red]error:[/] ", end="", highlight=False)
     err_console.print(message, markup=False, highlight=False, soft_wrap=True)
     if "--json" in sys.argv[1:]:
         # a script asked for JSON: give it a document to parse on stdout too
