@@ -33,7 +33,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from data import GruowError
+from data import GruowError, atomic_path
 
 # the files of a session folder HOME/paper/<NAME>/
 STATE_FILE = "state.sqlite"
@@ -120,6 +120,8 @@ class PaperState:
         path = folder / STATE_FILE
         if create:
             folder.mkdir(parents=True, exist_ok=True)
+            if not path.is_file():
+                cls._create(path)
         elif not path.is_file():
             raise FileNotFoundError(path)
         # autocommit mode: transactions are opened explicitly with BEGIN IMMEDIATE
@@ -129,6 +131,18 @@ class PaperState:
         if create:
             conn.executescript(_SCHEMA)
         return cls(conn, path)
+
+    @staticmethod
+    def _create(path: Path) -> None:
+        """Make the file with its tables beside ``path`` and rename it into place, so a reader
+        (``paper status``) never opens a state file that has no tables yet."""
+        with atomic_path(path) as tmp:
+            conn = sqlite3.connect(tmp)
+            try:
+                conn.executescript(_SCHEMA)
+                conn.commit()
+            finally:
+                conn.close()
 
     def close(self) -> None:
         self.conn.close()

@@ -41,6 +41,7 @@ from data import (
     GruowError,
     atomic_path,
     atomic_write_text,
+    candles_hash,
     candles_meta,
     check_schema,
     timeframe_to_timedelta,
@@ -83,14 +84,6 @@ class BacktestResult:
     out_dir: Path | None = None
     forecasts: pd.DataFrame | None = field(default=None, repr=False)
     timings: dict = field(default_factory=dict, repr=False)  # seconds per stage, for benchmarks and logs
-
-
-def candles_hash(candles: pd.DataFrame) -> str:
-    """sha256 of the candles' open times and OHLCV values (identity of the data a run used)."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(candles.index.as_unit("ns").asi8).tobytes())
-    h.update(np.ascontiguousarray(candles[["open", "high", "low", "close", "volume"]].to_numpy(np.float64)).tobytes())
-    return h.hexdigest()
 
 
 def _frame_hash(df: pd.DataFrame) -> str:
@@ -529,5 +522,5 @@ def write_run(result: BacktestResult, parent: Path, *, tearsheet: bool = True) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("backtest written to %s", final)
+    log.debug("backtest written to %s", final)  # the CLI prints the paths a user needs
     return final

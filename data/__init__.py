@@ -11,7 +11,7 @@ metadata ``exchange``/``symbol``/``timeframe`` in ``df.attrs``.
 """
 from ._errors import GruowError
 from ._io import atomic_path, atomic_write_text
-from ._schema import COLUMNS, PRICE_COLUMNS, candles_meta, check_schema, make_candles, segments
+from ._schema import COLUMNS, PRICE_COLUMNS, candles_hash, candles_meta, check_schema, make_candles, segments
 from ._time import (
     check_range,
     seconds_to_timeframe,
@@ -36,6 +36,7 @@ __all__ = [
     "GruowError",
     "atomic_path",
     "atomic_write_text",
+    "candles_hash",
     "candles_meta",
     "check_range",
     "check_schema",

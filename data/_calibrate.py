@@ -16,12 +16,16 @@ Plumbing for the calibration only: the library never calls it at run time. Needs
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 #: the real 1-minute ETH files the generator is calibrated on (in ``../shared/data``)
 CALIBRATION_FILES = (
@@ -276,25 +280,29 @@ def main(argv: list[str] | None = None) -> int:
     from .synthetic import synthetic_candles
 
     ap = argparse.ArgumentParser(prog="python -m data._calibrate", description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data",
-                    help="folder holding the real files (default ../shared/data)")
+    default = os.environ.get("GRUOW_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+    ap.add_argument("--data", type=Path, default=Path(default),
+                    help="folder holding the real files (default $GRUOW_SHARED_DATA or ../shared/data)")
     ap.add_argument("--seeds", type=int, default=2, help="generator seeds to show (30 days each)")
     args = ap.parse_args(argv)
     real = []
     for name in CALIBRATION_FILES:
         path = args.data / name
         if not path.exists():
-            print(f"skipping absent {path}", file=sys.stderr)
+            log.warning("skipping absent %s", path)
             continue
         real.append(calibrate(read_candles(path), name.removesuffix(".csv")))
     synth = [calibrate(synthetic_candles(43_200, seed=s), f"synthetic seed {s}") for s in range(args.seeds)]
-    print(report(real + synth))
+    lines = [report(real + synth)]
     if real:
-        print("\nPooled parameters (median / mean over the real files):")
+        lines.append("\nPooled parameters (median / mean over the real files):")
         for k, v in pooled(real).items():
             v = np.round(v, 4).tolist() if isinstance(v, np.ndarray) else round(v, 6)
-            print(f"  {k} = {v}")
-        print("\nGARCH fits:", *(f"  {c.name}: {asdict(c.garch)}" for c in real + synth), sep="\n")
+            lines.append(f"  {k} = {v}")
+        lines.append("\nGARCH fits:")
+        lines.extend(f"  {c.name}: {asdict(c.garch)}" for c in real + synth)
+    # the report is this script's output (stdout); diagnostics go through logging
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

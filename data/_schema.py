@@ -12,6 +12,8 @@ Gaps (missing candles) are kept as gaps: consumers split on them with :func:`seg
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -87,3 +89,13 @@ def segments(df: pd.DataFrame, timeframe: str | None = None) -> list[tuple[int, 
     starts = np.concatenate([[0], breaks])
     stops = np.concatenate([breaks, [n]])
     return [(int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def candles_hash(df: pd.DataFrame) -> str:
+    """sha256 identity of candle data: timeframe, open times and OHLCV values (not attrs or file
+    names). Keys the forecast cache and names the data in checkpoints and run configs."""
+    h = hashlib.sha256()
+    h.update(candles_meta(df)["timeframe"].encode())
+    h.update(np.ascontiguousarray(df.index.as_unit("ns").asi8).tobytes())
+    h.update(np.ascontiguousarray(df[COLUMNS].to_numpy(np.float64)).tobytes())
+    return h.hexdigest()

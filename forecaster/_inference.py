@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from data import GruowError, atomic_path, candles_meta, check_schema, segments
+from data import GruowError, atomic_path, candles_hash, candles_meta, check_schema, segments
 
 from ._checkpoint import Checkpoint, load_checkpoint
 from ._config import default_batch_size, resolve_device, torch_threads
@@ -28,13 +27,8 @@ def forecast_columns(horizon: int = 8) -> list[str]:
 FORECAST_COLUMNS = forecast_columns(8)
 
 
-def data_hash(candles: pd.DataFrame) -> str:
-    """sha256 of the candles' open times, OHLCV values and timeframe (not of attrs or file names)."""
-    h = hashlib.sha256()
-    h.update(candles_meta(candles)["timeframe"].encode())
-    h.update(np.ascontiguousarray(candles.index.asi8).tobytes())
-    h.update(np.ascontiguousarray(candles[["open", "high", "low", "close", "volume"]].to_numpy(np.float64)).tobytes())
-    return h.hexdigest()
+# the forecast cache and checkpoints identify candles the same way as the rest of the project
+data_hash = candles_hash
 
 
 def forecast(

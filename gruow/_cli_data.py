@@ -135,13 +135,18 @@ def _report_table(r: dict, fmt: str) -> Table:
     t.add_row("duplicates (last kept)", f"{r['duplicates']:,}")
     t.add_row("rejected rows", f"{r['rejected_count']:,}")
     t.add_row("repaired rows", f"{r['repaired_count']:,}")
-    gap = f"{r['gaps']:,} missing in {r['gap_runs']:,} gap(s)"
-    if r["gaps"]:
-        gap += (f"; longest: {r['longest_gap_candles']:,} missing from {_when(r['longest_gap_start'])} "
-                f"({_span(r['longest_gap'])} between candles)")
-    t.add_row("gaps", gap)
+    t.add_row("gaps", _gap_text(r["gaps"], r))
     t.add_row("filled", f"{r['filled']:,}" + (" (flat, volume 0)" if r["filled"] else " (gaps kept)"))
     return t
+
+
+def _gap_text(missing: int, r: dict) -> str:
+    """``N missing in K gap(s); longest: ...`` from a validation report or a store info dict."""
+    text = f"{missing:,} missing in {r['gap_runs']:,} gap(s)"
+    if missing:
+        text += (f"; longest: {r['longest_gap_candles']:,} missing from {_when(r['longest_gap_start'])} "
+                 f"({_span(r['longest_gap'])} between candles)")
+    return text
 
 
 def _info_table(infos: list[dict]) -> Table:
@@ -155,11 +160,7 @@ def _info_table(infos: list[dict]) -> Table:
         t.add_row("series", f"[bold]{s['exchange']} {s['symbol']} {s['timeframe']}[/]")
         t.add_row("first → last", f"{_when(s['first'])} → {_when(s['last'])}")
         t.add_row("candles", f"{s['rows']:,} in {s['months']} month file(s)")
-        gap = f"{s['missing']:,} missing in {s['gap_runs']:,} gap(s)"
-        if s["missing"]:
-            gap += (f"; longest: {s['longest_gap_candles']:,} missing from {_when(s['longest_gap_start'])} "
-                    f"({_span(s['longest_gap'])} between candles)")
-        t.add_row("gaps", gap)
+        t.add_row("gaps", _gap_text(s["missing"], s))
         repairs = [f"{e['rule']} ×{e['count']:,} ({Path(e['source']).name if e.get('source') else '?'})"
                    for e in s["repairs"]]
         t.add_row("repairs", Text("\n".join(repairs) or "none"))  # file names: no markup

@@ -17,7 +17,6 @@ The library function :func:`run_demo` does the work; the command only prints.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -26,7 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import Annotated
 
 import typer
 from rich.panel import Panel
@@ -113,8 +112,7 @@ def run_demo(
     # every demo trains afresh; the new model replaces the previous one only once it is complete
     scratch = Path(tempfile.mkdtemp(prefix=f".{model_path.stem}.", suffix=".tmp", dir=h.models))
     try:
-        with _hide_paths(scratch):
-            ckpt = train(candles.iloc[:n_train], config, scratch / model_path.name, progress=progress)
+        ckpt = train(candles.iloc[:n_train], config, scratch / model_path.name, progress=progress)
         if model_path.exists():
             log.info("replacing the previous demo model %s", model_path)
         os.replace(scratch / model_path.name, model_path)
@@ -128,12 +126,11 @@ def run_demo(
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=h.backtests))
     try:
         t = time.perf_counter()
-        with _hide_paths(tmp):  # the runs are logged under their final folder below
-            runs = {
-                name: run_backtest(candles, strategy=name, start=split, model=model_path if name == "gru" else None,
-                                   fee=fee, cash=10_000.0, out_dir=tmp, progress=progress)
-                for name in ("gru", "buyhold")
-            }
+        runs = {
+            name: run_backtest(candles, strategy=name, start=split, model=model_path if name == "gru" else None,
+                               fee=fee, cash=10_000.0, out_dir=tmp, progress=progress)
+            for name in ("gru", "buyhold")
+        }
         timings["backtest_s"] = time.perf_counter() - t
         for res in runs.values():
             _mark_synthetic(res.out_dir, seed)
@@ -167,33 +164,6 @@ def check_options(*, minutes: int, epochs: int, fee: float, seed: int = 0) -> No
         raise GruowError(f"--epochs {epochs} must be at least 1")
     if not 0 <= fee < 0.1:
         raise GruowError(f"--fee {fee} must be a fraction of notional in [0, 0.1), e.g. 0.001 for 0.1 %")
-
-
-class _DropPaths(logging.Filter):
-    """Drops log records that mention ``folder`` (a temporary one, renamed when complete)."""
-
-    def __init__(self, folder: Path):
-        super().__init__()
-        self.folder = str(folder)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.folder not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _hide_paths(folder: Path) -> Iterator[None]:
-    """Keep log lines naming ``folder`` off every handler of the root logger for the block: the
-    libraries the demo calls log where they wrote, and while the demo assembles its results in a
-    temporary folder that would be a path that stops existing a moment later."""
-    flt = _DropPaths(folder)
-    handlers = list(logging.getLogger().handlers)
-    for hd in handlers:
-        hd.addFilter(flt)
-    try:
-        yield
-    finally:
-        for hd in handlers:
-            hd.removeFilter(flt)
 
 
 def _free_name(path: Path) -> Path:

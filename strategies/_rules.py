@@ -175,8 +175,16 @@ def gru_signals(forecasts: pd.DataFrame, horizon: int) -> pd.DataFrame:
     return out
 
 
+class _ResolvedParams:
+    """Mixin of the rules dataclasses: ``params`` are validated and resolved against the fee and
+    slippage once, at construction (e.g. the default entry threshold = the round-trip cost)."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "params", self.params.resolved(self.fee, self.slippage_bps))
+
+
 @dataclass(frozen=True)
-class GRURules:
+class GRURules(_ResolvedParams):
     """The GRU forecast strategy's rules (see :class:`GRUParams`)."""
 
     params: GRUParams = field(default_factory=GRUParams)
@@ -184,9 +192,6 @@ class GRURules:
     slippage_bps: float = 0.0
     name = "gru"
     columns = ("ret", "low", "high")
-
-    def __post_init__(self):
-        object.__setattr__(self, "params", self.params.resolved(self.fee, self.slippage_bps))
 
     def signals(self, candles: pd.DataFrame, forecasts: pd.DataFrame | None) -> pd.DataFrame:
         """Signal rows aligned to ``candles.index``; NaN where no forecast exists for a bar."""
@@ -239,7 +244,7 @@ class GRURules:
 
 
 @dataclass(frozen=True)
-class SMARules:
+class SMARules(_ResolvedParams):
     """SMA crossover baseline (see :class:`SMAParams`)."""
 
     params: SMAParams = field(default_factory=SMAParams)
@@ -247,9 +252,6 @@ class SMARules:
     slippage_bps: float = 0.0
     name = "sma"
     columns = ("fast", "slow")
-
-    def __post_init__(self):
-        object.__setattr__(self, "params", self.params.resolved(self.fee, self.slippage_bps))
 
     def signals(self, candles: pd.DataFrame, forecasts: pd.DataFrame | None = None) -> pd.DataFrame:
         """Trailing means of the close (row t uses closes t-n+1..t only); NaN until a window fills."""
@@ -282,7 +284,7 @@ class SMARules:
 
 
 @dataclass(frozen=True)
-class BuyHoldRules:
+class BuyHoldRules(_ResolvedParams):
     """Buy-and-hold baseline (see :class:`BuyHoldParams`)."""
 
     params: BuyHoldParams = field(default_factory=BuyHoldParams)
@@ -290,9 +292,6 @@ class BuyHoldRules:
     slippage_bps: float = 0.0
     name = "buyhold"
     columns = ()
-
-    def __post_init__(self):
-        object.__setattr__(self, "params", self.params.resolved(self.fee, self.slippage_bps))
 
     def signals(self, candles: pd.DataFrame, forecasts: pd.DataFrame | None = None) -> pd.DataFrame:
         return pd.DataFrame(index=candles.index)
