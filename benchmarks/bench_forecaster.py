@@ -27,7 +27,7 @@ from torch import nn
 from data import read_candles, segments
 from _shared import shared_data_dir
 from forecaster import TrainConfig, forecast, train
-from forecaster._config import default_batch_size, torch_threads
+from forecaster._config import default_batch_size, inference_threads, torch_threads
 from forecaster._features import candle_arrays, clip_runs, split_rows, window_ends
 
 SHARED = shared_data_dir()
@@ -71,7 +71,7 @@ def main() -> None:
     ckpt = train(train_part, TrainConfig(max_epochs=1, samples_per_epoch=1024), tmp / "m.pt", progress=False)
     ends = torch.from_numpy(window_ends(segments(candles), 128, 0))
     base = torch.from_numpy(candle_arrays(candles))
-    with torch_threads(None) as threads:
+    with torch_threads(inference_threads()) as threads:  # forecast()'s own setting
         x = ckpt.scaler.inputs(base, ends, 128)  # the same tensors forecast() builds, pre-built
         gru, head = ckpt.model.gru, ckpt.model.head
         n = len(ends)

@@ -162,6 +162,12 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def inference_threads() -> int:
+    """All logical CPUs: inference is one long forward pass with nothing beside it (measured on 2
+    cores: 7,000 windows/s with 2 threads against 4,600 with 1)."""
+    return max(1, os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[int]:
     """Run the block with ``n`` torch CPU threads (``None`` = :func:`default_threads`), then restore."""

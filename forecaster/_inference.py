@@ -12,7 +12,7 @@ import torch
 from data import GruowError, atomic_path, candles_hash, candles_meta, check_schema, segments
 
 from ._checkpoint import Checkpoint, load_checkpoint
-from ._config import default_batch_size, resolve_device, torch_threads
+from ._config import default_batch_size, inference_threads, resolve_device, torch_threads
 from ._features import TARGET_FIELDS, candle_arrays, require_windows
 from ._progress import progress_bar
 
@@ -83,7 +83,7 @@ def forecast(
     ends = require_windows(segments(candles, meta["timeframe"]), lookback, 0, "forecasting")
 
     out = np.empty((len(ends), 1 + 4 * horizon), dtype=np.float64)
-    with torch_threads(None), torch.inference_mode():
+    with torch_threads(inference_threads()), torch.inference_mode():
         model = ckpt.model if dev.type == "cpu" else copy.deepcopy(ckpt.model).to(dev)
         model.eval()
         base = torch.from_numpy(candle_arrays(candles)).to(dev)
