@@ -14,7 +14,8 @@ Prints:
    sheet included, forecast cache cold (target <= 10 s);
 3. the same run again, reusing the cached forecasts: its time and the speed-up (target >= 5x), with
    the time per stage (forecast, backtrader loop, tear sheet) of both runs, and for reference the
-   time of a third run on cached forecasts without the tear sheet (``--no-tearsheet``).
+   times of the same cold and warm pair of runs without the tear sheet (``--no-tearsheet``): the
+   quantstats report costs the same in both runs, whatever is cached.
 
 Without ``--model`` a small model is trained first on the month's first three weeks
 (``TrainConfig(max_epochs=3)``, seed 0) and the script says so; pass ``--model`` to time a
@@ -122,10 +123,14 @@ def main() -> int:
             results.append(run_backtest(candles, strategy="gru", model=model, cache_dir=cache, out_dir=out,
                                         fee=args.fee, progress=False))
             times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        run_backtest(candles, strategy="gru", model=model, cache_dir=cache, out_dir=out, fee=args.fee,
-                     progress=False, tearsheet=False)
-        no_sheet = time.perf_counter() - t0
+        # the same pair of runs without the tear sheet (--no-tearsheet), cold cache then warm: the
+        # quantstats report is a fixed cost that no forecast cache can remove
+        bare_times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            run_backtest(candles, strategy="gru", model=model, cache_dir=tmp / "cache-2", out_dir=out,
+                         fee=args.fee, progress=False, tearsheet=False)
+            bare_times.append(time.perf_counter() - t0)
         m = results[0].metrics
         same = results[0].trades.equals(results[1].trades)
 
@@ -139,8 +144,8 @@ def main() -> int:
               f"fee {args.fee:g}, {m['n_fills']} fills, return {100 * m['total_return']:+.2f} %")
         print(f"3. second run reusing cached forecasts: {times[1]:.2f} s [{stages(results[1])}]; "
               f"speed-up {times[0] / times[1]:.1f}x (target >= 5x); identical trades: {same}")
-        print(f"   for reference, not the target figure: a second run without the tear sheet "
-              f"(--no-tearsheet) takes {no_sheet:.2f} s ({times[0] / no_sheet:.1f}x faster than the first run)")
+        print(f"   the same two runs without the tear sheet (--no-tearsheet): {bare_times[0]:.2f} s, then "
+              f"{bare_times[1]:.2f} s reusing cached forecasts; speed-up {bare_times[0] / bare_times[1]:.1f}x")
     return 0
 
 
