@@ -320,6 +320,8 @@ class PaperTrader:
             raise GruowError(f"--max-candles {max_candles} must be a positive number of candles")
         if poll_interval is not None and not poll_interval > 0:
             raise GruowError(f"--poll-interval {poll_interval} must be a positive number of seconds")
+        if rate_limit_ms is not None and not 0 <= rate_limit_ms <= 60_000:
+            raise GruowError(f"--rate-limit-ms {rate_limit_ms} must be between 0 and 60000 milliseconds")
         self.folder = Path(folder)
         self.name = name or self.folder.name
         self.s = settings
@@ -504,8 +506,17 @@ class PaperTrader:
             have.update({c[0]: c for c in got.candles if c[0] <= last_closed})
         warm = [have[t] for t in sorted(have) if since <= t <= last_closed]
         if len(warm) < BOOTSTRAP:
+            if not have:
+                why = "neither the store nor the exchange has any: is it the right market (a replay server serves one symbol)?"
+            elif max(have) < last_closed:
+                why = (f"the newest candle there opens at {ms_to_ts(max(have)).isoformat()}, before the exchange clock's "
+                       f"last closed one ({ms_to_ts(last_closed).isoformat()}): the data end there (a replay server "
+                       "run past the end of its candles?)")
+            else:
+                why = "wait until that many have closed, or import them into the store first"
             raise GruowError(f"{s.exchange} {s.symbol}: only {len(warm)} closed {s.timeframe} candle(s) before "
-                             f"{ms_to_ts(last_closed + tf).isoformat()}; paper trading needs the last {BOOTSTRAP}")
+                             f"{ms_to_ts(last_closed + tf).isoformat()}; paper trading needs the last {BOOTSTRAP}; "
+                             + why)
         frame = self._frame(warm)
         sig = self._signals(frame, 1)[0]
         runner = BarRunner(self.rules, s.cash)

@@ -500,7 +500,9 @@ def _page_frame(rows: list) -> pd.DataFrame:
     """ccxt OHLCV rows -> frame indexed by open time (ms), sorted, duplicates dropped (last kept)."""
     rows = [r for r in rows if r and r[0] is not None]
     if not rows:
-        return pd.DataFrame(columns=["open", "high", "low", "close", "volume"], index=pd.Index([], dtype="int64"))
+        # float columns, as a full page has: an empty page must pass the same numeric checks
+        return pd.DataFrame(np.empty((0, 5)), columns=["open", "high", "low", "close", "volume"],
+                            index=pd.Index([], dtype="int64"))
     arr = np.asarray([[np.nan if x is None else x for x in r[:6]] for r in rows], dtype="float64")
     df = pd.DataFrame(arr[:, 1:], index=arr[:, 0].astype("int64"),
                       columns=["open", "high", "low", "close", "volume"])

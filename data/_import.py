@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
+import lzma
 import re
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +82,15 @@ def read_candles(
         raise GruowError(f"{path}: is not a file")
     symbol = normalize_symbol(symbol)
     exchange = normalize_exchange(exchange)
-    fmt = detect_format(path)
-    raw, rows, row_kind = _READERS[fmt](path)
+    try:
+        fmt = detect_format(path)
+        raw, rows, row_kind = _READERS[fmt](path)
+    except (EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError) as exc:
+        if not _compressed(path):
+            raise
+        # gzip's EOFError would otherwise reach click, which prints only "Aborted!"
+        raise GruowError(f"{path}: damaged or truncated {path.suffix} file ({type(exc).__name__}: {exc}); "
+                         "download or unpack it again") from None
     raw.attrs = {"exchange": exchange, "symbol": symbol}
     candles, report = validate(raw, timeframe=timeframe, fill_gaps=fill_gaps, rows=rows, row_kind=row_kind,
                                source=str(path))

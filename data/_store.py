@@ -183,7 +183,7 @@ class CandleStore:
         """
         new = new[COLUMNS]
         if path.exists():
-            old = pd.read_parquet(path)
+            old = _read_month(path)
             common = new.index.intersection(old.index)
             added = len(new) - len(common)
             updated = int((old.loc[common].to_numpy() != new.loc[common].to_numpy()).any(axis=1).sum())
@@ -278,9 +278,9 @@ class CandleStore:
         if not paths:
             df = _empty()
         elif len(paths) == 1:
-            df = pd.read_parquet(paths[0])
+            df = _read_month(paths[0])
         else:
-            df = pd.concat([pd.read_parquet(p) for p in paths])
+            df = pd.concat([_read_month(p) for p in paths])
         if s is not None or e is not None:
             t = df.index
             a = t.searchsorted(s) if s is not None else 0
@@ -411,8 +411,17 @@ def _remove_stale_temps(folder: Path) -> None:
 
 def _times(path: Path) -> np.ndarray:
     """The open times stored in one month file, as int64 ns (reads the index column only)."""
-    idx = pd.read_parquet(path, columns=[]).index
+    idx = _read_month(path, columns=[]).index
     return pd.DatetimeIndex(idx).as_unit("ns").asi8
+
+
+def _read_month(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """One stored month file; a damaged one (truncated, overwritten) is a GruowError naming it."""
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise GruowError(f"store file {path} is damaged and cannot be read ({exc}); delete it, then import "
+                         "or download that month again") from None
 
 
 def _empty() -> pd.DataFrame:

@@ -49,11 +49,13 @@ def download_cmd(
     shown = [f"{_when(r['start'])} → {_when(r['end'])}: {r['added']:,} added" for r in parts[:5]]
     if len(parts) > 5:
         shown.append(f"... {len(parts) - 5} more")
-    table.add_row("ranges fetched", "\n".join(shown) or "none (the store held the whole range)")
+    table.add_row("ranges fetched", "\n".join(shown)
+                  or "none (the store held every candle of the range closed on the exchange's clock)")
     gaps = report["gaps"]
     if gaps:
         g = max(gaps, key=lambda g: g["missing"])
-        where = f"after {g['after']}" if g["after"] is not None else f"before {g['before']}"
+        where = (f"after {_when(g['after'])}" if g["after"] is not None
+                 else f"before {_when(g['before'])}" if g["before"] is not None else "over the whole range")
         table.add_row("still missing", f"{report['missing']:,} in {len(gaps)} gap(s) the exchange did not send "
                                        f"(longest {g['missing']:,} {where}); the next run asks again")
     out_console.print(table)

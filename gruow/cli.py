@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 
@@ -61,6 +62,8 @@ def _root(
         handler = _StderrHandler()
         fmt = "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
+    if not verbose:  # torch logs cache statistics at INFO when the process exits
+        logging.getLogger("torch").setLevel(logging.WARNING)
 
 
 def _register() -> None:
@@ -104,6 +107,20 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False, highlight=False)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C (and SIGTERM, see _sigterm) into a silent exit 130
+            err_console.print("interrupted", markup=False, highlight=False)
+        raise
+    except OSError as exc:
+        # a path the user gave that cannot be used (a file where a folder must be, no permission,
+        # disk full): one line naming it; an OSError without a file name is a bug and propagates
+        if not exc.filename:
+            raise
+        if isinstance(exc, NotADirectoryError) or (isinstance(exc, FileExistsError) and os.path.isfile(exc.filename)):
+            reason = "a file stands where a folder must be (give a path inside a folder)"
+        else:
+            reason = exc.strerror or str(exc)
+        _fail(f"{exc.filename}: {reason}", 2)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def test_sigterm_during_import_stores_nothing_and_says_so(tmp_path):
                         "--exchange", "binance", "--home", str(home)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 130, r.stderr
     assert "nothing of this write was stored (1 prepared month file(s) discarded)" in r.stderr
+    assert r.stderr.rstrip().endswith("interrupted")
     assert "Traceback" not in r.stderr
     assert [p.name for p in files_under(home)] in ([], [".lock"])  # no month, no series.json, no .tmp
 
