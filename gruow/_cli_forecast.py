@@ -123,6 +123,7 @@ def train_cmd(
 
     h = resolve_home(home)
     path = out_model_path(h, out)
+    path.parent.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, not after the training
     given = {"max_epochs": epochs, "seed": seed, "device": device, "hidden": hidden, "layers": layers,
              "val_fraction": val_fraction, "test_fraction": test_fraction}
     given = {k: v for k, v in given.items() if v is not None}

@@ -97,6 +97,11 @@ def test_an_output_path_through_a_file_is_a_one_line_error(tmp_path, capsys, mon
                            capsys, monkeypatch)
     assert code == 2, err
     assert "a file stands where a folder must be" in err and "Traceback" not in err
+    # train checks --out before it trains, not after
+    code, out, err = gruow(["train", "--data", src, "--symbol", "ETH/USDC", "--out", blocker / "m.pt",
+                            "--home", tmp_path / "h"], capsys, monkeypatch)
+    assert code == 2 and f"{blocker}: a file stands where a folder must be" in err
+    assert "training on" not in err
 
 
 def test_an_empty_kline_answer_for_a_listed_market_is_a_reported_gap(tmp_path):
