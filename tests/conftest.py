@@ -7,6 +7,7 @@ with the reason, only when the folder is absent.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,17 @@ def home(tmp_path, monkeypatch) -> Path:
     h = tmp_path / "home"
     monkeypatch.setenv("GRUOW_HOME", str(h))
     return h
+
+
+def run_cli(args, capsys, monkeypatch):
+    """Run the ``gruow`` console entry point in-process; return (exit code, stdout, stderr)."""
+    from gruow.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["gruow", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -6,31 +6,16 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, shared_file
+from conftest import REPO, run_cli as gruow, shared_file
 from data import CandleStore, GruowError, ReplayServer, download, make_exchange, read_candles
-from gruow.cli import main
-
-
-def gruow(args, capsys, monkeypatch):
-    """Run the console entry point in-process; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["gruow", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def csv_text(n: int = 300) -> str:

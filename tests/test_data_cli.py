@@ -5,23 +5,10 @@ import sys
 
 import pytest
 
-from conftest import shared_file
-from gruow.cli import main
+from conftest import run_cli as gruow, shared_file
 
 HYPERLIQUID = "eth_usdc_1m_hyperliquid_2025-07-21.csv"
 SEED = "gru_ow_eth_usdt_5m_seed_format.csv"
-
-
-def gruow(args, capsys, monkeypatch):
-    """Run the console entry point in-process; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["gruow", *map(str, args)])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def files_under(path):
