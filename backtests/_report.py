@@ -61,13 +61,17 @@ def _quiet_plotting():
     font_log.setLevel(logging.ERROR)
     # pyplot.savefig redraws the whole figure on the Agg canvas after saving it (draw_idle, for
     # interactive windows); nothing is shown here, and that redraw was ~30 % of a tear sheet's time
+    own = FigureCanvasAgg.__dict__.get("draw_idle")  # None: inherited, as in matplotlib 3.x
     FigureCanvasAgg.draw_idle = _no_redraw
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        del FigureCanvasAgg.draw_idle  # back to the inherited method
+        if own is None:
+            del FigureCanvasAgg.draw_idle  # back to the inherited method
+        else:
+            FigureCanvasAgg.draw_idle = own
         font_log.setLevel(old)
         import matplotlib.pyplot as plt
 

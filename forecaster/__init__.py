@@ -17,7 +17,7 @@ row ``t`` uses candles up to ``t`` only. Modules: ``model`` (the network), ``tra
 from ._checkpoint import Checkpoint, load_checkpoint
 from ._config import TrainConfig, resolve_device
 from ._evaluate import evaluate, training_overlap, wilson_interval
-from ._inference import FORECAST_COLUMNS, data_hash, forecast, forecast_columns
+from ._inference import FORECAST_COLUMNS, forecast, forecast_columns
 from .model import GRUForecaster
 from .train import train
 
@@ -26,7 +26,6 @@ __all__ = [
     "Checkpoint",
     "GRUForecaster",
     "TrainConfig",
-    "data_hash",
     "evaluate",
     "forecast",
     "forecast_columns",

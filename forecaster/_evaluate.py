@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data import atomic_write_text, candles_meta, segments, timeframe_to_timedelta
+from data import atomic_write_text, candles_hash, candles_meta, segments, timeframe_to_timedelta
 
 from ._checkpoint import Checkpoint, load_checkpoint
 from ._features import require_windows
-from ._inference import data_hash, forecast
+from ._inference import forecast
 from ._plots import plot_forecast, plot_loss_curves
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def evaluate(
                   "status": ckpt.describe()},
         "data": {"symbol": meta["symbol"], "exchange": meta["exchange"], "timeframe": meta["timeframe"],
                  "start": start.isoformat(), "end": end.isoformat(), "rows": len(candles),
-                 "sha256": data_hash(candles)},
+                 "sha256": candles_hash(candles)},
         "windows": int(len(ends)),
         "overlaps_training": overlaps,
         "units": "MAE/RMSE in quote currency per candle; direction accuracy as a fraction",

@@ -27,10 +27,6 @@ def forecast_columns(horizon: int = 8) -> list[str]:
 FORECAST_COLUMNS = forecast_columns(8)
 
 
-# the forecast cache and checkpoints identify candles the same way as the rest of the project
-data_hash = candles_hash
-
-
 def forecast(
     checkpoint: Checkpoint | Path | str,
     candles: pd.DataFrame,
@@ -70,7 +66,7 @@ def forecast(
 
     cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"forecast-{ckpt.hash[:16]}-{data_hash(candles)[:16]}.parquet"
+        cache_file = Path(cache_dir) / f"forecast-{ckpt.hash[:16]}-{candles_hash(candles)[:16]}.parquet"
         if cache_file.is_file():
             try:
                 out = pd.read_parquet(cache_file)

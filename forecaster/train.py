@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from data import GruowError, candles_meta, check_schema, segments, timeframe_to_timedelta
+from data import GruowError, candles_hash, candles_meta, check_schema, segments, timeframe_to_timedelta
 
 from ._checkpoint import (
     FORMAT,
@@ -40,7 +40,6 @@ from ._checkpoint import (
 from ._config import TrainConfig, default_batch_size, resolve_device, torch_threads
 from ._evaluate import baselines, score_windows, summarize
 from ._features import FEATURE_DEFINITION, Scaler, candle_arrays, clip_runs, split_rows, window_ends
-from ._inference import data_hash
 from ._progress import progress_bar
 from .model import GRUForecaster
 
@@ -285,7 +284,7 @@ def _data_identity(candles: pd.DataFrame, meta: dict, parts: dict, ends: dict) -
     return {
         "symbol": meta["symbol"], "exchange": meta["exchange"], "timeframe": meta["timeframe"],
         "start": idx[0].isoformat(), "end": (idx[-1] + step).isoformat(), "rows": len(candles),
-        "gaps": len(segments(candles, meta["timeframe"])) - 1, "sha256": data_hash(candles), "splits": splits,
+        "gaps": len(segments(candles, meta["timeframe"])) - 1, "sha256": candles_hash(candles), "splits": splits,
     }
 
 

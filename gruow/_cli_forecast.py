@@ -188,7 +188,7 @@ TRAIN_LABELS = {
 
 def _train_report(ckpt, wall: float) -> dict:
     """The ``gruow train`` report: snake_case keys; ``data`` is the identity of the candles trained
-    on (the same keys as ``gruow evaluate``'s ``data``: sha256 = ``forecaster.data_hash``)."""
+    on (the same keys as ``gruow evaluate``'s ``data``: sha256 = ``data.candles_hash``)."""
     meta = ckpt.meta
     d = meta["data"]
     val = (meta.get("metrics") or {}).get("val") or {}

@@ -104,12 +104,11 @@ def main() -> None:
         app()  # standalone: click prints usage errors itself and exits 2
     except GruowError as exc:
         _fail(str(exc), 2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted", markup=False, highlight=False)
-        sys.exit(130)
-    except SystemExit as exc:
-        if exc.code == 130:  # typer turns Ctrl-C (and SIGTERM, see _sigterm) into a silent exit 130
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # typer itself turns Ctrl-C (and SIGTERM, see _sigterm) into a silent exit 130
+        if isinstance(exc, KeyboardInterrupt) or exc.code == 130:
             err_console.print("interrupted", markup=False, highlight=False)
+            sys.exit(130)
         raise
     except OSError as exc:
         # a path the user gave that cannot be used (a file where a folder must be, no permission,
