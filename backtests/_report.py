@@ -95,6 +95,10 @@ def write_tearsheet(
     if len(equity) == 0:
         raise GruowError("cannot build a tear sheet: the run has no bars")
     rets = daily_returns(equity, cash0).rename("Strategy")
+    if len(rets) < 2:
+        # quantstats works on daily returns: from a single one its ratios and drawdowns stay empty
+        log.warning("the run lies within one UTC day and the tear sheet's figures come from daily returns: most "
+                    "of its ratios stay empty; metrics.json has the per-candle figures")
     params = dict(parameters or {})
     bench = None
     if benchmark_equity is not None:

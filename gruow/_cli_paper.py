@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from ._common import HomeOpt, JsonOpt, emit_json, err_console, out_console, resolve_home
@@ -188,14 +189,20 @@ def status_table(st: dict) -> Table:
 
 
 def sessions_table(sessions: list[dict], parent: Path) -> Table:
-    t = Table(title=f"paper sessions in {parent}", title_justify="left")
-    for col in ("name", "health", "market", "last candle", "equity", "return", "position", "fills"):
-        t.add_column(col, justify="right" if col in ("equity", "return", "position", "fills") else "left")
-    for st in sessions:
+    """One block of rows per session, like ``data info``: readable on an 80-column terminal."""
+    t = Table(title=f"paper sessions in {parent}", title_justify="left", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value", overflow="fold")
+    for i, st in enumerate(sessions):
+        if i:
+            t.add_section()
         s = st.get("settings", {})
-        t.add_row(st["name"], st["health"], f"{s.get('exchange', '?')} {s.get('symbol', '?')} {s.get('timeframe', '')}",
-                  st.get("last_candle") or "-", _money(st.get("equity")), _pct(st.get("return")),
-                  f"{st.get('position', 0):.6g}", str(st.get("fills", 0)))
+        t.add_row("session", Text(f"{st['name']} ({st['health']})"))  # user-chosen name: no markup
+        t.add_row("market", f"{s.get('exchange', '?')} {s.get('symbol', '?')} {s.get('timeframe', '')}")
+        t.add_row("last candle", st.get("last_candle") or "-")
+        t.add_row("equity", f"{_money(st.get('equity'))} ({_pct(st.get('return'))})")
+        base = str(s.get("symbol", "?")).split("/")[0]
+        t.add_row("position", f"{st.get('position', 0):.6g} {base}, {st.get('fills', 0)} fill(s)")
     return t
 
 

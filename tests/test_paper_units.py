@@ -4,6 +4,7 @@ secret masking and the state database."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import backtrader as bt
 import numpy as np
@@ -308,3 +309,20 @@ def test_bootstrap_takes_the_store_first_then_the_exchange(tmp_path):
     assert [o for _, o in warm] == [100.0 + i for i in range(115, 250)]
     assert status["start"] == (T0 + pd.Timedelta("250min")).isoformat() and status["processed"] == 3
     assert status["fills"] == 1  # buy-and-hold bought at the open of candle 250
+
+
+def test_sessions_table_keeps_every_figure_whole_on_80_columns():
+    from rich.console import Console
+
+    from gruow._cli_paper import sessions_table
+
+    st = {"name": "rehearsal-with-a-long-name", "health": "stopped", "last_candle": "2025-07-25T09:37:00+00:00",
+          "equity": 10003.68, "return": 0.000368, "position": 2.66631, "fills": 3,
+          "settings": {"exchange": "binance", "symbol": "ETH/USDC", "timeframe": "1m"}}
+    console = Console(width=80, record=True, color_system=None)
+    console.print(sessions_table([st, {**st, "name": "live"}], Path("/tmp/home/paper")))
+    text = console.export_text()
+    for whole in ("rehearsal-with-a-long-name (stopped)", "binance ETH/USDC 1m", "2025-07-25T09:37:00+00:00",
+                  "10,003.68", "2.66631 ETH, 3 fill(s)", "live (stopped)"):
+        assert whole in text, text
+    assert "…" not in text

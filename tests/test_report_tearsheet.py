@@ -1,4 +1,5 @@
 """quantstats tear sheets from 1-minute equity: daily compounding, short ranges, degenerate runs."""
+import logging
 import re
 
 import numpy as np
@@ -119,3 +120,15 @@ def test_build_tearsheet_refuses_a_damaged_run_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GruowError, match="config.json: not found"):
         build_tearsheet(tmp_path / "empty")
+
+
+def test_a_tear_sheet_of_one_utc_day_says_its_ratios_stay_empty(tmp_path, caplog):
+    idx = pd.date_range("2025-07-25T05:38Z", periods=240, freq="1min")
+    eq = pd.Series(10_000.0 * (1 + 0.0001 * np.sin(np.arange(240) / 10)), index=idx)
+    caplog.set_level(logging.WARNING, logger="backtests")
+    write_tearsheet(tmp_path / "one.html", eq, None, 10_000.0, title="one day")
+    assert "lies within one UTC day" in caplog.text
+    caplog.clear()
+    two = pd.Series(10_000.0, index=pd.date_range("2025-07-25T20:00Z", periods=480, freq="1min"))
+    write_tearsheet(tmp_path / "two.html", two * (1 + 0.0001 * np.arange(480)), None, 10_000.0, title="two days")
+    assert "within one UTC day" not in caplog.text
