@@ -439,4 +439,5 @@ def test_stop_request_status_and_report(candles, settings, tmp_path, monkeypatch
     assert out.exit_code == 0 and "stopped" in out.output and f"{final['processed']:,} processed" in out.output
     out = CliRunner().invoke(app, ["report", "--paper", "live", "--home", str(tmp_path), "--json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["tearsheet"].endswith("tearsheet.html")
+    assert json.loads(out.stdout)["tearsheet"].endswith("tearsheet.html")  # one JSON document on stdout
+    assert "within one UTC day" in out.stderr  # the session's tear sheet warns on stderr
